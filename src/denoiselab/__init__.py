@@ -1,0 +1,31 @@
+"""denoiselab: real-world single-image denoising (ScoreDVI) on our own trained MMSE denoisers.
+
+The most used entry points, importable from the top level::
+
+    import denoiselab
+    denoiser = denoiselab.load_denoiser("bfdncnn-color")   # denoiser(y, sigma) -> x_hat
+    result = denoiselab.scoredvi(noisy)                     # .image, .variance, .record
+
+Everything else lives in the subpackages: ``io``, ``noise``, ``metrics``, ``denoisers``,
+``training``, ``scoredvi``, ``bench``.
+"""
+
+import types
+
+from . import scoredvi
+from .denoisers import describe_denoiser, list_denoisers, load_denoiser
+from .errors import DenoiselabError
+from .scoredvi import ScoreDVIResult
+
+__version__ = "0.1.0"
+__all__ = ["DenoiselabError", "ScoreDVIResult", "describe_denoiser", "list_denoisers", "load_denoiser", "scoredvi"]
+
+
+class _CallableModule(types.ModuleType):
+    """``denoiselab.scoredvi(image, ...)`` calls the function; ``denoiselab.scoredvi.core`` stays a module."""
+
+    def __call__(self, *args, **kwargs):
+        return self.scoredvi(*args, **kwargs)
+
+
+scoredvi.__class__ = _CallableModule

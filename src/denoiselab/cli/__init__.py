@@ -1,0 +1,1 @@
+"""The ``denoiselab`` command line."""

@@ -1,0 +1,102 @@
+"""Every denoiser by name: ``load_denoiser(name)`` and ``list_denoisers()``.
+
+Trained networks are found by their weights files in ``denoiselab/weights`` (``<name>.safetensors``
++ ``<name>.json`` card); classical ones are built on demand. Aliases name the role, not the file:
+``bfdncnn-color`` is the best colour prior shipped, ``bfdncnn-gray`` the gray one. A path to a
+``.safetensors`` file with its card beside it loads too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .._utils import resolve_device
+from ..errors import DenoiselabError
+from .bfdncnn import BFDnCNN
+from .classic import bm3d_denoiser, nlm_denoiser, tv_denoiser, wavelet_denoiser
+from .weights import WEIGHTS_DIR, load_state, read_card
+
+CLASSIC = {
+    "bm3d": (bm3d_denoiser, "BM3D / CBM3D (bm3d package), needs sigma"),
+    "nlm": (nlm_denoiser, "non-local means (scikit-image), needs sigma"),
+    "tv": (tv_denoiser, "total variation, Chambolle (scikit-image), needs sigma"),
+    "wavelet": (wavelet_denoiser, "BayesShrink wavelet thresholding (scikit-image), needs sigma"),
+}
+
+# Role -> weights names in order of preference; the first one shipped wins.
+ALIASES = {
+    "bfdncnn-color": ["bfdncnn-color-full", "bfdncnn-color-s-imagenet"],
+    "bfdncnn-gray": ["bfdncnn-gray-full", "bfdncnn-gray-s"],
+}
+
+
+def _trained() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
+
+
+def _resolve_alias(name: str) -> str:
+    trained = _trained()
+    for candidate in ALIASES.get(name, []):
+        if candidate in trained:
+            return candidate
+    return name
+
+
+def list_denoisers() -> list[str]:
+    """Names accepted by :func:`load_denoiser`: trained networks, their aliases, classical methods."""
+    trained = _trained()
+    aliases = [a for a, targets in ALIASES.items() if any(t in trained for t in targets)]
+    return sorted(trained) + sorted(aliases) + sorted(CLASSIC)
+
+
+def describe_denoiser(name: str) -> str:
+    """One line about denoiser `name` (what it is, how it was trained, its test PSNR)."""
+    if name in CLASSIC:
+        return CLASSIC[name][1]
+    target = _resolve_alias(name)
+    path = _trained().get(target)
+    if path is None:
+        raise DenoiselabError(f"unknown denoiser {name!r}; known: {', '.join(list_denoisers())}")
+    card = read_card(path)
+    alias = f"= {target}: " if target != name else ""
+    psnr = ", ".join(f"σ{s} {v:.2f}" for s, v in card.get("test_psnr_db", {}).items())
+    return (f"{alias}blind BF-DnCNN {card['depth']}×{card['width']}, {card['channels']} ch, trained on "
+            f"{'+'.join(card['training_data'])}; {card.get('test_set')} PSNR {psnr} dB")
+
+
+def load_denoiser(name: str, device: str | torch.device = "cpu"):
+    """Build the denoiser called `name`, ready to call as ``denoiser(y, sigma)``.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_denoisers`, or a path to a ``.safetensors`` file with its JSON card.
+    device : str or torch.device
+        Where a network runs: ``"cpu"``, ``"cuda"``, ``"auto"``. Classical methods run on the CPU
+        and return tensors on the input's device.
+
+    Returns
+    -------
+    denoiser
+        Networks come as ``nn.Module`` in eval mode with gradients switched off.
+
+    Raises
+    ------
+    DenoiselabError
+        For an unknown name, a missing or mismatched weights file.
+    """
+    if name in CLASSIC:
+        return CLASSIC[name][0]()
+    path = Path(name) if name.endswith(".safetensors") else _trained().get(_resolve_alias(name))
+    if path is None:
+        raise DenoiselabError(f"unknown denoiser {name!r}; known: {', '.join(list_denoisers())}")
+    card = read_card(path)
+    if card.get("architecture") != "bfdncnn":
+        raise DenoiselabError(f"{path}: card names architecture {card.get('architecture')!r}, expected 'bfdncnn'")
+    model: nn.Module = BFDnCNN(card["channels"], depth=card["depth"], width=card["width"])
+    load_state(model, path)
+    model.eval().requires_grad_(False)
+    return model.to(resolve_device(device))

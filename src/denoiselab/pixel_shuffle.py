@@ -1,0 +1,121 @@
+"""Pixel-shuffle down-sampling (PD) and its inverse.
+
+PD splits an image into ``stride**2`` sub-images, each made of every ``stride``-th pixel.
+Spatially correlated real-world noise becomes (nearly) white on the sub-images while the
+image content survives, which is why ScoreDVI estimates the noise level on them
+(Cheng et al. 2023, Sec. 3.5) and why Zhou et al. (2020) denoise them with an AWGN denoiser.
+
+Order of the sub-images
+-----------------------
+For an input of shape ``(B, C, H, W)`` and stride ``s``, sub-image ``(i, j)`` of image ``b``
+(``0 <= i, j < s``) is ``y[b, :, i::s, j::s]`` (after cropping ``H`` and ``W`` down to
+multiples of ``s``), and it is stored at batch index ``b * s * s + i * s + j``.
+So the output holds the ``s * s`` sub-images of image 0 first, row offset ``i`` major and
+column offset ``j`` minor, then those of image 1, and so on.
+
+References
+----------
+.. [1] Y. Zhou, J. Jiao, H. Huang, Y. Wang, J. Wang, H. Shi, T. Huang, "When AWGN-based
+   denoiser meets real noises", AAAI 2020. doi:10.1609/aaai.v34i07.7011
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .errors import DenoiselabError
+
+__all__ = ["pd_down", "pd_up"]
+
+
+def _check_stride(stride: int) -> int:
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise DenoiselabError(f"stride={stride!r} is not a positive integer; pass e.g. stride=4")
+    return stride
+
+
+def pd_down(y: Tensor, stride: int) -> Tensor:
+    """Split images into ``stride**2`` pixel-shuffled sub-images (Zhou et al. 2020).
+
+    Parameters
+    ----------
+    y : Tensor, shape (B, C, H, W)
+        Images, any dtype and device.
+    stride : int
+        Sampling step ``s`` >= 1, in pixels. ``stride=1`` returns `y` unchanged.
+
+    Returns
+    -------
+    sub : Tensor, shape (B * s * s, C, H // s, W // s)
+        Sub-image ``(i, j)`` of image ``b`` is ``y[b, :, i::s, j::s]`` on ``y`` cropped to
+        ``(s * (H // s), s * (W // s))`` (the last ``H % s`` rows and ``W % s`` columns are
+        dropped), stored at index ``b * s * s + i * s + j``. Same dtype and device as `y`.
+
+    Raises
+    ------
+    DenoiselabError
+        If `y` is not 4-D, `stride` is not a positive integer, or ``H`` or ``W`` < `stride`.
+
+    Examples
+    --------
+    >>> y = torch.arange(16.0).view(1, 1, 4, 4)
+    >>> pd_down(y, 2)[1, 0]          # sub-image (i=0, j=1): y[0, 0, 0::2, 1::2]
+    tensor([[ 1.,  3.],
+            [ 9., 11.]])
+    """
+    s = _check_stride(stride)
+    if not isinstance(y, Tensor) or y.ndim != 4:
+        shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise DenoiselabError(f"y has shape {shape}; expected a 4-D tensor (B, C, H, W)")
+    b, c, h, w = y.shape
+    hs, ws = h // s, w // s
+    if hs == 0 or ws == 0:
+        raise DenoiselabError(f"image size {h}x{w} is smaller than stride={s}; use a smaller stride")
+    y = y[:, :, : hs * s, : ws * s]
+    # (b, c, hs, i, ws, j) -> (b, i, j, c, hs, ws)
+    sub = y.reshape(b, c, hs, s, ws, s).permute(0, 3, 5, 1, 2, 4)
+    return sub.reshape(b * s * s, c, hs, ws)
+
+
+def pd_up(sub: Tensor, stride: int, batch: int) -> Tensor:
+    """Reassemble pixel-shuffled sub-images into images: the inverse of :func:`pd_down`.
+
+    Parameters
+    ----------
+    sub : Tensor, shape (batch * s * s, C, h, w)
+        Sub-images in the order produced by :func:`pd_down`.
+    stride : int
+        The stride ``s`` used by :func:`pd_down`.
+    batch : int
+        Number of images ``B``.
+
+    Returns
+    -------
+    y : Tensor, shape (batch, C, h * s, w * s)
+        ``pd_up(pd_down(y, s), s, B)`` equals `y` cropped to multiples of ``s``, exactly.
+
+    Raises
+    ------
+    DenoiselabError
+        If `sub` is not 4-D or its first dimension is not ``batch * stride**2``.
+
+    Examples
+    --------
+    >>> y = torch.rand(2, 3, 8, 12)
+    >>> torch.equal(pd_up(pd_down(y, 4), 4, 2), y)
+    True
+    """
+    s = _check_stride(stride)
+    if not isinstance(sub, Tensor) or sub.ndim != 4:
+        shape = tuple(sub.shape) if isinstance(sub, Tensor) else type(sub).__name__
+        raise DenoiselabError(f"sub has shape {shape}; expected a 4-D tensor (B * stride**2, C, h, w)")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1 or sub.shape[0] != batch * s * s:
+        raise DenoiselabError(
+            f"sub has {sub.shape[0]} sub-images but batch={batch!r} and stride={s} need {batch!r}*{s * s}; "
+            "pass the batch size of the images given to pd_down"
+        )
+    _, c, hs, ws = sub.shape
+    # (b, i, j, c, hs, ws) -> (b, c, hs, i, ws, j)
+    y = sub.reshape(batch, s, s, c, hs, ws).permute(0, 3, 4, 1, 5, 2)
+    return y.reshape(batch, c, hs * s, ws * s)

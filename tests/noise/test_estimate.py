@@ -1,0 +1,225 @@
+"""Tests for denoiselab.noise.estimate on synthetic images (seeded, no downloads)."""
+
+import math
+
+import pytest
+import torch
+
+from denoiselab.errors import DenoiselabError
+from denoiselab.noise import (
+    NoiseEstimate,
+    estimate_noise_function,
+    estimate_noise_level_pd,
+    estimate_sigma,
+)
+
+torch.set_num_threads(1)
+
+
+def make_clean(c: int, size: int, seed: int = 0) -> torch.Tensor:
+    """(1, c, size, size) in [0.1, 0.9]: smooth ramps, two step edges and a low-frequency texture."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.linspace(0.0, 1.0, size)
+    yy, xx = torch.meshgrid(t, t, indexing="ij")
+    out = []
+    for k in range(c):
+        phase = float(torch.rand(1, generator=g)) * 2 * math.pi
+        img = 0.3 + 0.3 * xx + 0.1 * yy * (k + 1) / c
+        img = img + 0.15 * (xx > 0.55) - 0.1 * (yy > 0.7)  # edges
+        texture = 0.05 * torch.sin(2 * math.pi * 6 * xx + phase) * torch.sin(2 * math.pi * 5 * yy)
+        img = img + texture * (yy < 0.35)  # textured band
+        out.append(img.clamp(0.1, 0.9))
+    return torch.stack(out)[None]
+
+
+def add_awgn(x: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return x + sigma * torch.randn(x.shape, generator=g)
+
+
+# ---------------------------------------------------------------- AWGN: estimate_sigma
+
+
+@pytest.mark.parametrize("method", ["pca", "mad"])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("sigma", [0.02, 0.05, 0.1])
+def test_estimate_sigma_recovers_awgn_within_10_percent(method, channels, sigma):
+    y = add_awgn(make_clean(channels, 256), sigma, seed=int(sigma * 1000) + channels)
+    est = estimate_sigma(y, method=method)
+    assert est.shape == (1,) and est.dtype == y.dtype
+    assert abs(est.item() - sigma) / sigma < 0.10
+
+
+@pytest.mark.parametrize("sigma", [0.02, 0.1])
+def test_signal_dependent_estimator_recovers_awgn(sigma):
+    y = add_awgn(make_clean(3, 256, seed=3), sigma, seed=5)
+    for stride in (1, 4):
+        est = estimate_noise_function(y, stride=stride)
+        assert abs(est.sigma.item() - sigma) / sigma < 0.10
+        # δ is floor(255 · √(mean variance)): within one level below the std estimate, give or take 10 %
+        assert est.delta255.dtype == torch.int64
+        assert abs(est.delta255.item() - 255 * sigma) <= 0.1 * 255 * sigma + 1
+
+
+def test_estimate_noise_level_pd_is_delta_over_255():
+    y = add_awgn(make_clean(3, 128), 0.1, seed=7)
+    est = estimate_noise_function(y, stride=4)
+    lvl = estimate_noise_level_pd(y)
+    assert lvl.shape == (1,)
+    assert torch.equal(lvl, est.delta255.to(lvl.dtype) / 255.0)
+
+
+# ---------------------------------------------------------------- signal-dependent model
+
+A_TRUE, B_TRUE = 0.01, 0.0004  # σ²(x) = a·x + b: σ = 0.02 at x = 0, ≈ 0.10 at x = 1
+
+
+def make_poisson_gaussian(seed: int = 0, size: int = 256, *, blocks: bool = False):
+    """Clean image and Poisson–Gaussian noisy image (Gaussian approximation, no clipping).
+
+    ``blocks=False``: horizontal ramp 0 -> 1. ``blocks=True``: 4×4 flat tiles at 16 levels in
+    [0.05, 0.95] (on a ramp every patch has the same intensity slope, so the noise axis tilts
+    towards the darker side of patches; flat tiles avoid that synthetic artefact).
+    """
+    if blocks:
+        levels = torch.linspace(0.05, 0.95, 16)[torch.randperm(16, generator=torch.Generator().manual_seed(seed))]
+        tile = size // 4
+        x = levels.reshape(4, 4).repeat_interleave(tile, 0).repeat_interleave(tile, 1)[None, None]
+    else:
+        x = torch.linspace(0.0, 1.0, size).repeat(1, 1, size, 1)
+    g = torch.Generator().manual_seed(seed)
+    y = x + (A_TRUE * x + B_TRUE).sqrt() * torch.randn(x.shape, generator=g)
+    return x, y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("blocks", [False, True])
+def test_noise_function_recovers_poisson_gaussian_parameters(seed, blocks):
+    # stated tolerance: a within 10 %, b within 50 % (b, the small intercept, is the hard one:
+    # it is under 10 % of the noise variance above x = 0.5)
+    _, y = make_poisson_gaussian(seed, blocks=blocks)
+    est = estimate_noise_function(y, stride=1)
+    a, b = est.params[0, 0].tolist()
+    assert abs(a - A_TRUE) / A_TRUE < 0.10
+    assert abs(b - B_TRUE) / B_TRUE < 0.50
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_noise_function_std_curve_with_pixel_shuffle(seed):
+    # stride 4 (ScoreDVI): 64×64 sub-images; the std curve σ(x) within 10 % over [0.05, 0.95]
+    _, y = make_poisson_gaussian(seed, blocks=True)
+    est = estimate_noise_function(y, stride=4)
+    grid = torch.linspace(0.05, 0.95, 10).reshape(1, 1, 1, 10)
+    true_std = (A_TRUE * grid + B_TRUE).sqrt()
+    assert torch.all((est.variance(grid).sqrt() / true_std - 1).abs() < 0.10)
+
+
+def test_variance_map_is_consistent():
+    x, y = make_poisson_gaussian(3)
+    est = estimate_noise_function(y, stride=1)
+    assert isinstance(est, NoiseEstimate)
+    var = est.variance(x)
+    assert var.shape == x.shape and var.dtype == x.dtype
+    a, b = est.params[0, 0]
+    assert torch.allclose(var, (a * x + b).to(var.dtype))
+    # it matches the empirical variance of the noise, binned by intensity
+    noise = (y - x).flatten()
+    for lo in (0.1, 0.4, 0.7):
+        sel = (x.flatten() >= lo) & (x.flatten() < lo + 0.2)
+        assert abs(var.flatten()[sel].mean() / noise[sel].var() - 1) < 0.15
+    # sigma is the mean model std over the kept patches: inside the range of the std map
+    std = var.sqrt()
+    assert std.min() <= est.sigma.item() <= std.max()
+    assert est.n_patches.item() > 0
+    with pytest.raises(DenoiselabError, match="expected"):
+        est.variance(torch.rand(2, 1, 4, 4))
+
+
+# ---------------------------------------------------------------- batches, edge cases
+
+
+def test_batch_of_two_equals_two_single_calls():
+    y1 = add_awgn(make_clean(3, 96, seed=1), 0.03, seed=1)
+    y2 = add_awgn(make_clean(3, 96, seed=2), 0.08, seed=2)
+    y = torch.cat([y1, y2])
+    for method in ("pca", "mad"):
+        both = estimate_sigma(y, method=method)
+        single = torch.cat([estimate_sigma(y1, method=method), estimate_sigma(y2, method=method)])
+        assert torch.allclose(both, single, rtol=1e-6, atol=0)
+    both = estimate_noise_function(y)
+    one, two = estimate_noise_function(y1), estimate_noise_function(y2)
+    assert torch.allclose(both.params, torch.cat([one.params, two.params]), rtol=1e-6, atol=1e-12)
+    assert torch.allclose(both.sigma, torch.cat([one.sigma, two.sigma]), rtol=1e-6, atol=0)
+    assert torch.equal(both.delta255, torch.cat([one.delta255, two.delta255]))
+    assert torch.equal(both.n_patches, torch.cat([one.n_patches, two.n_patches]))
+
+
+@pytest.mark.filterwarnings("ignore:.*biased low:UserWarning")
+@pytest.mark.parametrize("shape", [(1, 1, 64, 64), (2, 3, 32, 48)])
+def test_constant_image_gives_zero(shape):
+    y = torch.full(shape, 0.37)
+    for method in ("pca", "mad"):
+        s = estimate_sigma(y, method=method)
+        assert torch.equal(s, torch.zeros(shape[0]))
+    est = estimate_noise_function(y)
+    assert torch.equal(est.sigma, torch.zeros(shape[0]))
+    assert torch.equal(est.delta255, torch.zeros(shape[0], dtype=torch.int64))
+    assert torch.equal(est.params, torch.zeros(shape[0], shape[1], 2, dtype=torch.float64))
+    assert torch.equal(estimate_noise_level_pd(y), torch.zeros(shape[0]))
+
+
+def test_small_images_degrade_gracefully():
+    # 32×32: finite, non-negative, not above the truth by much, and a warning that the
+    # estimate is biased low (few patches for a 49×49 covariance)
+    sigma = 0.05
+    y = add_awgn(make_clean(3, 32), sigma, seed=4)
+    with pytest.warns(UserWarning, match="biased low") as record:
+        values = [estimate_sigma(y), estimate_noise_function(y).sigma, estimate_noise_function(y, stride=1).sigma]
+    assert all(w.filename == __file__ for w in record)  # stacklevel points at the caller
+    values.append(estimate_sigma(y, method="mad"))
+    for value in values:
+        assert torch.isfinite(value).all()
+        assert 0.0 < value.item() < 1.5 * sigma
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: estimate_sigma(torch.rand(1, 1, 6, 6)), "too small"),
+        (lambda: estimate_sigma(torch.rand(1, 1, 20, 20), patch_size=21), "too small"),
+        (lambda: estimate_noise_function(torch.rand(1, 3, 24, 24)), "too small"),
+        (lambda: estimate_noise_level_pd(torch.rand(1, 1, 16, 64)), "too small"),
+        (lambda: estimate_sigma(torch.rand(64, 64)), "4-D"),
+        (lambda: estimate_sigma(torch.randint(0, 255, (1, 1, 64, 64))), "dtype"),
+        (lambda: estimate_sigma(torch.rand(1, 1, 64, 64), method="svd"), "pca, mad"),
+        (lambda: estimate_sigma(torch.rand(1, 1, 64, 64), patch_size=2), "patch_size"),
+        (lambda: estimate_noise_function(torch.rand(1, 1, 64, 64), stride=0), "stride"),
+        (lambda: estimate_noise_function(torch.rand(1, 1, 64, 64), n_iter=-1), "n_iter"),
+        (lambda: estimate_sigma(torch.rand(0, 1, 64, 64)), "no pixels"),
+    ],
+)
+def test_user_errors_raise_one_line_denoiselab_error(call, match):
+    with pytest.raises(DenoiselabError, match=match) as err:
+        call()
+    assert "\n" not in str(err.value)
+
+
+def test_half_and_double_inputs():
+    y = add_awgn(make_clean(1, 128), 0.05, seed=9)
+    ref = estimate_sigma(y)
+    assert estimate_sigma(y.double()).dtype == torch.float64
+    assert torch.allclose(estimate_sigma(y.double()).float(), ref, rtol=1e-3)
+    assert abs(estimate_sigma(y.half()).item() - ref.item()) < 0.05 * ref.item()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    y = add_awgn(make_clean(3, 128), 0.05, seed=10)
+    for method in ("pca", "mad"):
+        cpu = estimate_sigma(y, method=method)
+        gpu = estimate_sigma(y.cuda(), method=method)
+        assert gpu.device.type == "cuda"
+        assert torch.allclose(gpu.cpu(), cpu, rtol=1e-3)
+    cpu_est, gpu_est = estimate_noise_function(y), estimate_noise_function(y.cuda())
+    assert torch.allclose(gpu_est.sigma.cpu(), cpu_est.sigma, rtol=1e-3)
+    assert gpu_est.variance(y.cuda()).device.type == "cuda"
