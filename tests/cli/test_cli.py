@@ -64,7 +64,7 @@ def test_16_bit_gray_tiff_keeps_its_depth_and_gray_uses_the_gray_prior(tmp_path,
     src = tmp_path / "in.tif"
     write_image(src, img, bit_depth=16)
     out = tmp_path / "out.tif"
-    assert main(["denoise", str(src), "-o", str(out)]) == 0
+    assert main(["denoise", str(src), "-o", str(out), "--method", "bfdncnn-color"]) == 0
     assert "bfdncnn-gray" in capsys.readouterr().out
     result = read_image(out)
     assert result.bit_depth == 16 and result.array.shape == (32, 32, 1)
@@ -81,3 +81,12 @@ def test_list_names_the_denoisers(capsys):
     out = capsys.readouterr().out
     for name in ["bfdncnn-color", "bfdncnn-gray", "bm3d", "nlm", "tv", "wavelet"]:
         assert name in out
+
+
+def test_scoredvi_writes_image_and_uncertainty_map(noisy_png, tmp_path, capsys):
+    out, unc = tmp_path / "out.png", tmp_path / "unc.tif"
+    assert main(["denoise", str(noisy_png), "-o", str(out), "--iterations", "3", "--uncertainty", str(unc)]) == 0
+    assert "scoredvi" in capsys.readouterr().out
+    assert read_image(out).array.shape == (48, 48, 3)
+    std = read_image(unc)
+    assert std.bit_depth == 32 and std.array.shape == (48, 48, 1) and (std.array >= 0).all()
