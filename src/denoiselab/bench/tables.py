@@ -62,16 +62,21 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(buf.getvalue()))
 
 
-def read_csv(path: Path) -> list[dict]:
-    """Rows written by :func:`write_csv`, numbers parsed back to float where they parse."""
-    def parse(v: str):
+def read_csv(path: Path, text: tuple[str, ...] = ()) -> list[dict]:
+    """Rows written by :func:`write_csv`, numbers parsed back to float where they parse.
+
+    Columns named in `text` stay strings (image names such as ``"007"`` must not become 7.0).
+    """
+    def parse(k: str, v: str):
+        if k in text:
+            return v
         try:
             return float(v)
         except ValueError:
             return v
 
     with open(path, newline="") as f:
-        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -1,4 +1,4 @@
-"""``denoiselab`` command line: denoise, estimate-noise, list, train-denoiser.
+"""``denoiselab`` command line: denoise, estimate-noise, list, train-denoiser, bench.
 
 Every problem the user can fix (a bad path, an unreadable image, a value out of range) is a
 `DenoiselabError`: printed as one line on stderr, exit code 2, no traceback, no output file.
@@ -77,7 +77,39 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--test-dir", type=Path, help="clean test images for the PSNR in the model card")
     t.add_argument("--device", default="auto")
+
+    b = sub.add_parser("bench", help="compare methods on folders of real noisy/clean pairs (resumes; writes results.csv, summary.md, figure.png)")
+    b.add_argument("--method", action="append", required=True, metavar="M",
+                   help="repeatable; one of: " + ", ".join(_bench_methods()))
+    b.add_argument("--dataset", action="append", required=True, type=Path, metavar="PATH",
+                   help="repeatable; noisy/ + clean/ folders, PolyU/CC *_real/*_mean files, SIDD .mat pair, or FMDD raw/gt")
+    b.add_argument("--out", type=Path, required=True, help="results folder (a run resumes from its results.csv)")
+    b.add_argument("--limit", type=int, help="first N pairs (sorted names) of each dataset")
+    b.add_argument("--crop", type=int, help="side in pixels of the centre crop of each image (default: whole images)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--figure-images", type=int, default=1, help="images per dataset shown in figure.png")
+    b.add_argument("--reuse", action="append", type=Path, default=[], metavar="CSV",
+                   help="results.csv of an earlier run: matching rows (method, dataset, image, crop, seed) are taken over, not recomputed")
+    b.add_argument("--shard", metavar="I/N", type=_shard, help="compute only every N-th image starting at I (0-based); "
+                   "run N processes with I = 0..N-1 on one --out folder to use N cores")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     return p
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, e.g. 0/2") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= I < N")
+    return i, n
+
+
+def _bench_methods() -> list[str]:
+    from ..bench.methods import METHODS
+
+    return list(METHODS)
 
 
 def _output_depth(requested: int | None, input_depth: int, output: Path, channels: int) -> int:
@@ -204,7 +236,22 @@ def _cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = {"denoise": _cmd_denoise, "estimate-noise": _cmd_estimate, "list": _cmd_list, "train-denoiser": _cmd_train}
+def _cmd_bench(args) -> int:
+    from ..bench.real import run_real_benchmark
+
+    if args.limit is not None and args.limit < 1:
+        raise DenoiselabError(f"--limit {args.limit}: give a positive number of pairs")
+    paths = run_real_benchmark(args.method, args.dataset, args.out, device=args.device, limit=args.limit,
+                               crop=args.crop, seed=args.seed, figure_images=args.figure_images,
+                               reuse=args.reuse, shard=args.shard)
+    print(paths["summary"].read_text())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+COMMANDS = {"denoise": _cmd_denoise, "estimate-noise": _cmd_estimate, "list": _cmd_list, "train-denoiser": _cmd_train,
+            "bench": _cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

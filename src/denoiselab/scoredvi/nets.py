@@ -37,7 +37,7 @@ from torch import Tensor, nn
 LOG_MIN = math.log(1e-8)
 LOG_MAX = math.log(1e4)
 
-__all__ = ["NetConfig", "PosteriorNets", "Theta", "clamp_exp"]
+__all__ = ["NetConfig", "PosteriorNets", "Theta", "UNet", "clamp_exp"]
 
 
 def clamp_exp(log_value: Tensor) -> Tensor:
@@ -158,6 +158,11 @@ class _UNet(nn.Module):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = up(_cat_groups(skip, x, self.n))
         return self.head(x)[..., :h, :w]
+
+
+#: Public name of the X-net UNet: ``UNet(n_images, cin, cout, base, depth, generator)``; input
+#: (1, n_images·cin, H, W), output (1, n_images·cout, H, W). Reused by ``denoiselab.baselines.dip``.
+UNet = _UNet
 
 
 class _PlainCNN(nn.Sequential):

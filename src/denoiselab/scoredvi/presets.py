@@ -4,7 +4,7 @@
 4 down-steps; 5-layer 32-channel aux nets), 400 Adam iterations at lr 1e-3, EMA output
 started from y, restart when the mean posterior std exceeds 0.05 (§4.1 and the authors' code).
 
-``fast``: chosen by measurement on CPU (see benchmarks/scoredvi_cpu.py and its results in
+``fast``: chosen by measurement on CPU (development runs under
 benchmarks/results/scoredvi_cpu/); the deviations from ``paper`` are commented per field. The
 measurements behind them (128×128 crops, 1 thread, interim priors; and a Gaussian-process image
 with its exact Wiener denoiser as prior):

@@ -1,0 +1,115 @@
+"""The methods ``denoiselab bench`` can run on real noisy/clean pairs, and the paper's Table 1.
+
+Each method is a :class:`BenchMethod`: a function ``run(noisy, clean, seed, device) ->
+restored`` over float32 (H, W, C) arrays. Only oracle methods (DIP's best iteration, which
+the ScoreDVI paper picks with the ground truth) look at ``clean``; every other method gets it
+and ignores it. Heavy imports happen inside the functions, so listing methods is cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DenoiselabError
+
+#: Cheng et al., ICCV 2023, Table 1 (PSNR dB, SSIM), single-image methods. Full images; SIDD
+#: validation = 1280 blocks; FMDD = its test_mix (our FMDD pairs are single raw frames).
+PAPER_TABLE1: dict[str, dict[str, tuple[float, float]]] = {
+    "BM3D": {"sidd": (25.65, 0.475), "fmdd": (30.06, 0.771), "polyu": (37.40, 0.953), "cc": (35.19, 0.858)},
+    "DIP": {"sidd": (32.11, 0.740), "fmdd": (32.90, 0.854), "polyu": (37.17, 0.912), "cc": (35.61, 0.912)},
+    "Self2Self": {"sidd": (29.46, 0.595), "fmdd": (30.76, 0.695), "polyu": (38.33, 0.962), "cc": (37.44, 0.948)},
+    "PD-denoising": {"sidd": (33.97, 0.820), "fmdd": (33.01, 0.856), "polyu": (37.04, 0.940), "cc": (35.85, 0.923)},
+    "NN+denoiser": {"fmdd": (32.21, 0.831), "polyu": (37.66, 0.956), "cc": (36.52, 0.943)},
+    "APBSN-single": {"sidd": (30.90, 0.818), "fmdd": (28.43, 0.804), "polyu": (29.61, 0.897), "cc": (27.72, 0.891)},
+    "ScoreDVI": {"sidd": (34.75, 0.856), "fmdd": (33.10, 0.865), "polyu": (37.77, 0.959), "cc": (37.09, 0.945)},
+}
+
+
+@dataclass(frozen=True)
+class BenchMethod:
+    """A named way to restore one noisy image; `paper` names its row in :data:`PAPER_TABLE1`."""
+
+    name: str
+    run: Callable[[np.ndarray, np.ndarray, int, str], np.ndarray]
+    paper: str | None
+    description: str
+
+
+def _noisy(noisy, clean, seed, device):
+    return noisy
+
+
+def _bm3d(noisy, clean, seed, device):
+    from ..baselines.bm3d_est import bm3d_estimated
+
+    return bm3d_estimated(noisy)
+
+
+def _pd(noisy, clean, seed, device):
+    from ..baselines.pd_denoising import pd_denoising
+
+    return pd_denoising(noisy, device=device)
+
+
+def _nn_bm3d(noisy, clean, seed, device):
+    from ..baselines.nn_denoiser import nn_denoiser
+
+    return nn_denoiser(noisy, seed=seed, device=device)
+
+
+def _dip(noisy, clean, seed, device):
+    from ..baselines.dip import dip
+
+    return dip(noisy, seed=seed, device=device)
+
+
+def _dip_oracle(noisy, clean, seed, device):
+    from ..baselines.dip import dip
+
+    return dip(noisy, reference=clean, seed=seed, device=device)
+
+
+def _self2self(noisy, clean, seed, device):
+    from ..baselines.self2self import self2self
+
+    return self2self(noisy, seed=seed, device=device)
+
+
+def _apbsn(noisy, clean, seed, device):
+    from ..baselines.apbsn import apbsn
+
+    return apbsn(noisy, seed=seed, device=device)
+
+
+def _scoredvi(preset: str):
+    def run(noisy, clean, seed, device):
+        from ..scoredvi.core import scoredvi
+
+        return scoredvi(noisy, preset=preset, seed=seed, device=device, progress=False, return_record=False).image
+
+    return run
+
+
+METHODS: dict[str, BenchMethod] = {m.name: m for m in [
+    BenchMethod("noisy", _noisy, None, "the noisy input itself (reference row)"),
+    BenchMethod("bm3d", _bm3d, "BM3D", "BM3D/CBM3D, σ from the PD-4 signal-dependent estimator"),
+    BenchMethod("pd-denoising", _pd, "PD-denoising", "PD-2 + our blind BF-DnCNN + PD refinement"),
+    BenchMethod("nn-bm3d", _nn_bm3d, "NN+denoiser", "NN+BM3D (Zheng et al. 2021)"),
+    BenchMethod("dip", _dip, None, "deep image prior, fixed iteration count"),
+    BenchMethod("dip-oracle", _dip_oracle, "DIP", "deep image prior, best iteration picked with the ground truth (as the paper)"),
+    BenchMethod("self2self", _self2self, "Self2Self", "Self2Self with dropout ensemble"),
+    BenchMethod("apbsn-single", _apbsn, "APBSN-single", "AP-BSN trained on the one noisy image (PD 5 / 2)"),
+    BenchMethod("scoredvi-fast", _scoredvi("fast"), "ScoreDVI", "ScoreDVI, CPU preset"),
+    BenchMethod("scoredvi-paper", _scoredvi("paper"), "ScoreDVI", "ScoreDVI, the paper's settings"),
+]}
+
+
+def get_method(name: str) -> BenchMethod:
+    """The :class:`BenchMethod` called `name`; a one-line error lists the known ones otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise DenoiselabError(f"unknown bench method {name!r}; known: {', '.join(METHODS)}") from None
