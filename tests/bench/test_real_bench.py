@@ -89,6 +89,7 @@ def test_reuse_takes_over_matching_rows(tmp_path, sidd_like, counting_method):
                                reuse=[first["results"]], progress=False)
     assert len(counting_method) == 3  # nothing recomputed
     assert [r["image"] for r in read_csv(paths["results"], TEXT_COLUMNS)] == ["0", "1"]
+    assert (tmp_path / "sub" / "images" / "sidd_tiny" / "0" / "flat.png").is_file()  # pictures for the figure
     run_real_benchmark(["flat"], [sidd_like], tmp_path / "other_crop", device="cpu", limit=1, crop=40,
                        reuse=[first["results"]], progress=False)
     assert len(counting_method) == 4  # a different crop is a different row

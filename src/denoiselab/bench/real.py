@@ -40,6 +40,14 @@ def _key(row: dict) -> tuple:
     return row["method"], row["dataset"], row["image"], int(row["crop"])
 
 
+def _read_rows(path: Path) -> list[dict]:
+    """Rows of a results.csv (none if it does not exist yet), names as text, crop and seed as int."""
+    rows = read_csv(path, TEXT_COLUMNS) if path.exists() else []
+    for r in rows:
+        r["crop"], r["seed"] = int(r["crop"]), int(r["seed"])
+    return rows
+
+
 @contextmanager
 def _locked(path: Path):
     with open(path.with_name(path.name + ".lock"), "a") as lock:
@@ -53,11 +61,21 @@ def _locked(path: Path):
 def _merge_row(results: Path, row: dict) -> list[dict]:
     """Add `row` to results.csv (re-read under the lock, so concurrent runs keep each other's rows)."""
     with _locked(results):
-        rows = read_csv(results, TEXT_COLUMNS) if results.exists() else []
+        rows = _read_rows(results)
         if _key(row) not in {_key(r) for r in rows}:
             rows.append(row)
             write_csv(results, rows)
     return rows
+
+
+def _copy_pictures(src_dir: Path, out: Path, row: dict) -> None:
+    src = src_dir / "images" / row["dataset"] / row["image"]
+    dst = out / "images" / row["dataset"] / row["image"]
+    for name in ("noisy", "clean", row["method"]):
+        if (src / f"{name}.png").is_file() and not (dst / f"{name}.png").exists():
+            dst.mkdir(parents=True, exist_ok=True)
+            data = (src / f"{name}.png").read_bytes()
+            atomic_write(dst / f"{name}.png", lambda tmp, data=data: tmp.write_bytes(data))
 
 
 def _as_image(out, like: np.ndarray, method: str) -> np.ndarray:
@@ -122,15 +140,18 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.csv"
     with _locked(results):
-        done = {_key(r) for r in (read_csv(results, TEXT_COLUMNS) if results.exists() else [])}
+        done = {_key(r) for r in _read_rows(results)}
     dev = resolve_device(device)
     crop_id = crop or 0
     wanted = {(m.name, s.name, p.name, crop_id) for s in sets for p in s for m in runs}
+    shown = {(s.name, p.name) for s in sets for p in s.pairs[:figure_images]}
     for path in reuse:
-        for row in read_csv(Path(path), TEXT_COLUMNS):
-            if _key(row) in wanted and int(row["seed"]) == seed and _key(row) not in done:
+        for row in _read_rows(Path(path)):
+            if _key(row) in wanted and row["seed"] == seed and _key(row) not in done:
                 _merge_row(results, row)
                 done.add(_key(row))
+                if (row["dataset"], row["image"]) in shown:  # the figure's pictures come along
+                    _copy_pictures(Path(path).parent, out, row)
     if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
         raise DenoiselabError(f"shard={shard!r}: expected (i, n) with 0 <= i < n")
     images = [(s, i, p) for s in sets for i, p in enumerate(s)]
@@ -161,7 +182,7 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
         bar.update()
     bar.close()
     with _locked(results):
-        rows = read_csv(results, TEXT_COLUMNS) if results.exists() else []
+        rows = _read_rows(results)
     selected = {(s.name, p.name) for s in sets for p in s}
     current = [r for r in rows if (r["dataset"], r["image"]) in selected and int(r["crop"]) == crop_id
                and r["method"] in {m.name for m in runs}]
