@@ -33,11 +33,10 @@ from .methods import PAPER_TABLE1, get_method
 from .tables import device_label, markdown_table, provenance, read_csv, write_csv
 
 TEXT_COLUMNS = ("method", "dataset", "image", "device")
-PAPER_COLUMNS = {"sidd": "SIDD val", "fmdd": "FMDD", "polyu": "PolyU", "cc": "CC"}
 
 
 def _key(row: dict) -> tuple:
-    return row["method"], row["dataset"], row["image"], int(row["crop"])
+    return row["method"], row["dataset"], row["image"], row["crop"]
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -58,14 +57,13 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _merge_row(results: Path, row: dict) -> list[dict]:
+def _merge_row(results: Path, row: dict) -> None:
     """Add `row` to results.csv (re-read under the lock, so concurrent runs keep each other's rows)."""
     with _locked(results):
         rows = _read_rows(results)
         if _key(row) not in {_key(r) for r in rows}:
             rows.append(row)
             write_csv(results, rows)
-    return rows
 
 
 def _copy_pictures(src_dir: Path, out: Path, row: dict) -> None:
@@ -136,6 +134,8 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
         raise DenoiselabError(f"two datasets share a name ({', '.join(names)}); results are keyed by folder name")
     if crop is not None and crop < 16:
         raise DenoiselabError(f"crop={crop} is too small; use at least 16 pixels (or no crop)")
+    if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+        raise DenoiselabError(f"shard={shard!r}: expected (i, n) with 0 <= i < n")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.csv"
@@ -152,8 +152,6 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
                 done.add(_key(row))
                 if (row["dataset"], row["image"]) in shown:  # the figure's pictures come along
                     _copy_pictures(Path(path).parent, out, row)
-    if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
-        raise DenoiselabError(f"shard={shard!r}: expected (i, n) with 0 <= i < n")
     images = [(s, i, p) for s in sets for i, p in enumerate(s)]
     if shard is not None:
         images = images[shard[0]::shard[1]]
@@ -178,13 +176,14 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
             folder = out / "images" / s.name / pair.name
             folder.mkdir(parents=True, exist_ok=True)
             for name, image in (("noisy", noisy), ("clean", clean), (method.name, restored)):
-                write_image(folder / f"{name}.png", image)
+                if name == method.name or not (folder / f"{name}.png").exists():  # inputs once per image
+                    write_image(folder / f"{name}.png", image)
         bar.update()
     bar.close()
     with _locked(results):
         rows = _read_rows(results)
     selected = {(s.name, p.name) for s in sets for p in s}
-    current = [r for r in rows if (r["dataset"], r["image"]) in selected and int(r["crop"]) == crop_id
+    current = [r for r in rows if (r["dataset"], r["image"]) in selected and r["crop"] == crop_id
                and r["method"] in {m.name for m in runs}]
     paths = {"results": results}
     text = summarize(current, [m.name for m in runs], names, crop=crop, device=dev)
