@@ -64,7 +64,10 @@ def test_protocol_contract_over_registry(name, generator):
         out = d(y, sigma)
         assert out.shape == y.shape and out.dtype == y.dtype
         one = torch.cat([d(y[i : i + 1], sigma[i : i + 1]) for i in range(2)])
-        assert torch.allclose(out, one, atol=1e-5)
+        # The bm3d package is not bit-reproducible (its compiled core differs by up to ~4e-5
+        # between identical calls); swapping the two sigmas would move the output by >1e-2.
+        atol = 5e-4 if name == "bm3d" else 1e-5
+        assert torch.allclose(out, one, atol=atol)
         assert ((out - x) ** 2).mean() < ((y - x) ** 2).mean()
 
 
