@@ -3,22 +3,25 @@
 The most used entry points, importable from the top level::
 
     import denoiselab
+    x_hat = denoiselab.denoise(noisy)                       # numpy (H, W[, C]) in [0, 1], any method
     denoiser = denoiselab.load_denoiser("bfdncnn-color")   # denoiser(y, sigma) -> x_hat
     result = denoiselab.scoredvi(noisy)                     # .image, .variance, .record
 
 Everything else lives in the subpackages: ``io``, ``noise``, ``metrics``, ``denoisers``,
-``training``, ``scoredvi``, ``bench``.
+``training``, ``scoredvi``, ``bench``, ``tiling``, ``interop``.
 """
 
 import types
 
 from . import scoredvi
+from .api import DenoiseResult, denoise
 from .denoisers import describe_denoiser, list_denoisers, load_denoiser
 from .errors import DenoiselabError
 from .scoredvi import ScoreDVIResult
 
 __version__ = "0.1.0"
-__all__ = ["DenoiselabError", "ScoreDVIResult", "describe_denoiser", "list_denoisers", "load_denoiser", "scoredvi"]
+__all__ = ["DenoiseResult", "DenoiselabError", "ScoreDVIResult", "denoise", "describe_denoiser", "list_denoisers",
+           "load_denoiser", "scoredvi"]
 
 
 class _CallableModule(types.ModuleType):

@@ -1,4 +1,4 @@
-"""``denoiselab`` command line: denoise, estimate-noise, list, train-denoiser, bench.
+"""``denoiselab`` command line: denoise, report, restore, sample, estimate-noise, list, train-denoiser, bench.
 
 Every problem the user can fix (a bad path, an unreadable image, a value out of range) is a
 `DenoiselabError`: printed as one line on stderr, exit code 2, no traceback, no output file.
@@ -10,48 +10,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+import warnings
 from pathlib import Path
 
 from ..errors import DenoiselabError
-
-SIGMA_HELP = "noise std on the 0-255 scale (e.g. 25), or 'auto' to estimate it from the image"
-
-
-def _sigma255(text: str) -> float | None:
-    if text == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from None
-    if not 0 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..255 (sigma is on the 0-255 scale)")
-    return value
+from .denoise import add_denoise_parser, add_report_parser, cmd_denoise, cmd_report
+from .restore import add_restore_parser, add_sample_parser, cmd_restore, cmd_sample
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="denoiselab", description="Single-image denoising on trained MMSE denoisers.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    d = sub.add_parser("denoise", help="denoise an image (PNG, JPEG, TIFF; 8/16-bit; gray/RGB; TIFF stacks)")
-    d.add_argument("input", type=Path, help="noisy image")
-    d.add_argument("-o", "--output", type=Path, required=True, help="where to write the result (never the input)")
-    d.add_argument("--method", default="scoredvi",
-                   help="scoredvi (real-world noise, the default) or a Gaussian denoiser from `denoiselab list` "
-                        "(bfdncnn-color is swapped for bfdncnn-gray on gray images)")
-    d.add_argument("--sigma", type=_sigma255, default="auto", help=SIGMA_HELP + "; blind networks and scoredvi ignore it")
-    d.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
-    d.add_argument("--bit-depth", type=int, choices=(8, 16, 32), help="bits per sample of the output (default: the input's)")
-    s = d.add_argument_group("scoredvi")
-    s.add_argument("--preset", default="fast", choices=("fast", "paper"),
-                   help="fast: CPU-sized (about 30 s for 256x256 RGB on 2 cores); paper: the published setting (400 iterations, GPU advised)")
-    s.add_argument("--iterations", type=int, help="override the preset's iteration count")
-    s.add_argument("--beta", default="auto", help="Gamma hyperprior rate: 0.02 heavy noise, 0.01 medium, 0.005 light, or auto (from the estimated noise)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the networks and samples (same seed, same output)")
-    s.add_argument("--uncertainty", type=Path, metavar="MAP",
-                   help="also write the per-pixel posterior std (mean over channels): exact float32 in a .tif, "
-                        "scaled to its maximum for viewing in a .png/.jpg (the scale is printed)")
+    add_denoise_parser(sub)
+    add_report_parser(sub)
+    add_restore_parser(sub)
+    add_sample_parser(sub)
 
     e = sub.add_parser("estimate-noise", help="estimate the noise level of an image")
     e.add_argument("input", type=Path)
@@ -112,91 +86,6 @@ def _bench_methods() -> list[str]:
     return list(METHODS)
 
 
-def _output_depth(requested: int | None, input_depth: int, output: Path, channels: int) -> int:
-    """The input's bit depth unless asked otherwise, lowered to what the output format holds."""
-    if requested is not None:
-        return requested
-    suffix = output.suffix.lower()
-    if suffix in (".jpg", ".jpeg"):
-        return 8
-    if suffix == ".png":  # PNG holds 8 or 16 bits, and Pillow writes 16 bits for gray only
-        return 16 if input_depth >= 16 and channels == 1 else 8
-    return input_depth
-
-
-def _cmd_denoise(args) -> int:
-    import torch
-    from tqdm.auto import tqdm
-
-    from .._utils import resolve_device
-    from ..denoisers import load_denoiser
-    from ..io import from_tensor, read_image, same_file, to_tensor, write_image
-    from ..noise import estimate_sigma
-
-    for target in filter(None, [args.output, args.uncertainty]):
-        if same_file(args.input, target):
-            raise DenoiselabError(f"refusing to overwrite the input {args.input}; choose another output path")
-    image = read_image(args.input)
-    y = to_tensor(image.array)
-    channels = y.shape[1]
-    depth = _output_depth(args.bit_depth, image.bit_depth, args.output, channels)
-    if args.method == "scoredvi":
-        return _denoise_scoredvi(args, image, y, depth)
-    method = args.method
-    if method == "bfdncnn-color" and channels == 1:
-        method = "bfdncnn-gray"
-    device = resolve_device(args.device)
-    denoiser = load_denoiser(method, device=device)
-    start = time.perf_counter()
-    sigma = estimate_sigma(y) if args.sigma is None else torch.full((y.shape[0],), args.sigma / 255)
-    planes = []
-    with torch.no_grad():
-        quiet = y.shape[0] == 1 and isinstance(denoiser, torch.nn.Module)  # one fast network call
-        for i in tqdm(range(y.shape[0]), desc=method, unit="plane", disable=quiet):
-            planes.append(denoiser(y[i : i + 1].to(device), sigma[i : i + 1].to(device)).cpu())
-    x_hat = torch.cat(planes)
-    seconds = time.perf_counter() - start
-    out = from_tensor(x_hat)
-    write_image(args.output, out, bit_depth=depth, metadata=image.metadata, protect=[args.input])
-    print(f"{args.output}: {method}, sigma {float(sigma.mean()) * 255:.1f}/255, {seconds:.1f} s on {device}")
-    return 0
-
-
-def _beta(text: str) -> float | str:
-    if text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise DenoiselabError(f"--beta {text!r} is neither 'auto' nor a number (e.g. 0.02, 0.01, 0.005)") from None
-
-
-def _denoise_scoredvi(args, image, y, depth: int) -> int:
-    import numpy as np
-
-    from ..io import from_tensor, write_image
-    from ..scoredvi import scoredvi
-
-    res = scoredvi(y, preset=args.preset, n_iter=args.iterations, beta=_beta(args.beta), seed=args.seed,
-                   device=args.device, progress=True)
-    write_image(args.output, from_tensor(res.image), bit_depth=depth, metadata=image.metadata, protect=[args.input])
-    rec = res.record
-    delta = ", ".join(str(int(d)) for d in np.atleast_1d(rec["delta255"]))
-    lam = ", ".join(f"{v:g}" for v in np.atleast_1d(rec["lam"]))
-    print(f"{args.output}: scoredvi {rec['preset']}, {rec['iterations']} iterations, noise delta {delta}/255, "
-          f"lambda {lam}, {rec['seconds']:.1f} s")
-    if args.uncertainty:
-        std = from_tensor(res.variance.clamp_min(0).sqrt().mean(dim=1, keepdim=True))
-        if args.uncertainty.suffix.lower() in (".tif", ".tiff"):
-            write_image(args.uncertainty, std, bit_depth=32, protect=[args.input])
-            print(f"{args.uncertainty}: posterior std, float32 on the [0, 1] scale")
-        else:
-            scale = float(std.max()) or 1.0
-            write_image(args.uncertainty, std / scale, bit_depth=8, protect=[args.input])
-            print(f"{args.uncertainty}: posterior std / {scale:.4g} (white = {scale * 255:.2f} on 0-255)")
-    return 0
-
-
 def _cmd_estimate(args) -> int:
     from ..io import read_image, to_tensor
     from ..noise import estimate_noise_function, estimate_sigma
@@ -250,20 +139,34 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"denoise": _cmd_denoise, "estimate-noise": _cmd_estimate, "list": _cmd_list, "train-denoiser": _cmd_train,
-            "bench": _cmd_bench}
+COMMANDS = {"denoise": cmd_denoise, "report": cmd_report, "estimate-noise": _cmd_estimate, "list": _cmd_list, "train-denoiser": _cmd_train,
+            "bench": _cmd_bench, "restore": cmd_restore, "sample": cmd_sample}
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+    """Print a warning as one line, like errors (no source file, line number or code)."""
+    text = " ".join(str(message).split())
+    print(f"denoiselab: warning: {text}", file=sys.stderr if file is None else file)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line with `argv` (default: ``sys.argv[1:]``) and return the exit code.
+
+    0: done; 2: a problem the user can fix (one line on stderr); 1: a bug (traceback), or a
+    batch in which an image failed on a bug; 130: interrupted. Usage errors exit through
+    argparse with code 2.
+    """
     args = _parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except DenoiselabError as err:
-        print(f"denoiselab: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("denoiselab: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return COMMANDS[args.command](args)
+        except DenoiselabError as err:
+            print(f"denoiselab: error: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("denoiselab: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import DenoiselabError
 from .protocol import as_sigma, check_image_batch
 
 
@@ -52,6 +53,10 @@ def _bm3d(image: np.ndarray, sigma: float) -> np.ndarray:
 
     if sigma <= 0:
         return image
+    h, w = image.shape[:2]
+    if min(h, w) < 8 or h * w <= 64:  # the bm3d library raises below 8 pixels and segfaults on exactly 8x8
+        raise DenoiselabError(f"BM3D needs an image larger than 8x8 pixels, this one is {w}x{h}; use another method "
+                              "(e.g. tv or bfdncnn-color)")
     if image.shape[2] == 3:  # CBM3D: opponent colour transform, then BM3D on each channel
         return bm3d.bm3d_rgb(image, sigma)
     return bm3d.bm3d(image[..., 0], sigma)

@@ -93,10 +93,17 @@ def load_denoiser(name: str, device: str | torch.device = "cpu"):
     path = Path(name) if name.endswith(".safetensors") else _trained().get(_resolve_alias(name))
     if path is None:
         raise DenoiselabError(f"unknown denoiser {name!r}; known: {', '.join(list_denoisers())}")
+    if not path.is_file():  # before the card, so the message names the file that is missing
+        raise DenoiselabError(f"weights file {path} not found; check the path (a .safetensors file with its .json card)")
     card = read_card(path)
-    if card.get("architecture") != "bfdncnn":
-        raise DenoiselabError(f"{path}: card names architecture {card.get('architecture')!r}, expected 'bfdncnn'")
-    model: nn.Module = BFDnCNN(card["channels"], depth=card["depth"], width=card["width"])
+    if not isinstance(card, dict) or card.get("architecture") != "bfdncnn":
+        arch = card.get("architecture") if isinstance(card, dict) else None
+        raise DenoiselabError(f"{path}: card names architecture {arch!r}, expected 'bfdncnn'")
+    try:
+        model: nn.Module = BFDnCNN(int(card["channels"]), depth=int(card["depth"]), width=int(card["width"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise DenoiselabError(f"{path}: its model card needs integer channels (1 or 3), depth (>= 2) and width (>= 1); "
+                              f"{type(err).__name__}: {err}") from err
     load_state(model, path)
     model.eval().requires_grad_(False)
     return model.to(resolve_device(device))

@@ -1,0 +1,438 @@
+"""``denoise(image)``: every denoiselab method behind one function on numpy arrays in [0, 1].
+
+This is the library's front door (the ``denoiselab denoise`` command calls it): it checks the
+input, picks the method (ScoreDVI for real-world noise, or any Gaussian denoiser of
+:func:`denoiselab.list_denoisers`), estimates the noise level when needed, cuts large images
+into overlapping tiles so that memory stays within a budget (:mod:`denoiselab.tiling`), runs each
+plane of a TIFF stack in turn and returns a float32 array of the input's shape.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ._utils import resolve_device
+from .denoisers import list_denoisers, load_denoiser
+from .errors import DenoiselabError
+from .scoredvi import get_preset, scoredvi
+from .tiling import count_tiles, denoise_tiled
+
+__all__ = ["DEFAULT_MEMORY_MB", "DenoiseResult", "denoise", "plan_tile"]
+
+#: Default working-memory budget of :func:`denoise`, in MiB (see its Notes).
+DEFAULT_MEMORY_MB = 2048.0
+
+_MIB = 2.0**20
+_MIN_TILE = 64
+# Working memory of one tile, in bytes per pixel of an RGB tile, beyond the output arrays:
+# peak-RSS growth of one untiled call on the CPU minus its outputs, measured at two sizes (it
+# is linear in the pixel count; benchmarks/tiling_memory.py, tables under
+# benchmarks/results/tiling_memory/), plus 7-15 %. Measured: BF-DnCNN 362-372 B/px at width 32
+# (it scales with the width), BM3D 993-1025, NLM 102, TV 124-125, wavelet 100, ScoreDVI fast
+# 4620-4830 (2 iterations; the same at every iteration), ScoreDVI paper 10350 plus 125 MiB for
+# its networks and optimiser state (128² and 256², 1 iteration).
+_NET_BYTES_PER_PIXEL_PER_WIDTH = 13.0
+_TILE_BYTES_PER_PIXEL = {"bm3d": 1100.0, "nlm": 115.0, "tv": 140.0, "wavelet": 115.0,
+                         "scoredvi-fast": 5300.0, "scoredvi-paper": 11500.0}
+_EXTRA_MB = {"scoredvi-paper": 128.0}
+# Full-size float32 copies of one plane that a method holds besides the output arrays: the
+# noise estimate on the whole plane (Gaussian denoisers), ScoreDVI's two accumulators.
+_PLANE_COPIES = {"network": 1.0, "classic": 1.0, "scoredvi": 2.0}
+
+
+@dataclass(frozen=True, eq=False)
+class DenoiseResult:
+    """What :func:`denoise` returns with ``return_details=True``.
+
+    Attributes
+    ----------
+    image : np.ndarray
+        The denoised image, float32, same shape as the input, not clipped (values may leave
+        [0, 1] slightly; clip to show or save it).
+    uncertainty : np.ndarray or None
+        ScoreDVI's per-pixel posterior standard deviation, same shape as `image`, on the
+        [0, 1] scale (>= 0); None for the other methods.
+    noise : dict of str to list of float
+        The noise level used, one value per plane: ``{"sigma": [...]}`` (std on [0, 1], given
+        or estimated) for Gaussian denoisers; ``{"delta255": [...], "lam": [...], "beta": [...]}``
+        (estimated std on 0-255, prior weight λ(y), Gamma rate β) for ScoreDVI.
+    method : str
+        The method that ran (``"bfdncnn-gray"`` when ``"bfdncnn-color"`` was asked for a gray image).
+    settings : dict
+        ``device``, ``tile`` (side in pixels, None for whole planes), ``overlap``, ``n_tiles``
+        (per plane), ``max_memory_mb``, ``seed``; for ScoreDVI also ``preset``, ``iterations``
+        and ``beta`` as given.
+    seconds : float
+        Wall time of the whole call (loading the method included).
+    """
+
+    image: np.ndarray
+    uncertainty: np.ndarray | None
+    noise: dict = field(default_factory=dict)
+    method: str = ""
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _as_stack(image: np.ndarray) -> np.ndarray:
+    """Validate `image` and return it as a float32 (P, H, W, C) array (a view when possible)."""
+    if not isinstance(image, np.ndarray):
+        raise DenoiselabError(f"image must be a numpy array, got {type(image).__name__}; use numpy.asarray(...) first")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise DenoiselabError(f"image has dtype {image.dtype}; expected floats in [0, 1] - divide 8-bit data by 255 "
+                              "(16-bit by 65535), or read files with denoiselab.io.read_image")
+    shape = image.shape
+    if image.ndim == 2:
+        stack = image[None, :, :, None]
+    elif image.ndim == 3 and shape[2] in (1, 3):
+        stack = image[None]
+    elif image.ndim == 4 and shape[3] in (1, 3):
+        stack = image
+    else:
+        raise DenoiselabError(f"image of shape {shape} is not (H, W), (H, W, C) or a stack (P, H, W, C) with C = 1 or 3; "
+                              "a gray stack is (P, H, W, 1)")
+    if 0 in stack.shape:
+        raise DenoiselabError(f"image of shape {shape} is empty")
+    stack = np.ascontiguousarray(stack, dtype=np.float32)
+    for plane in stack:  # one plane at a time keeps the temporaries small
+        if not np.isfinite(plane).all():
+            raise DenoiselabError("image contains NaN or infinite values; replace them (e.g. numpy.nan_to_num) first")
+        lo, hi = float(plane.min()), float(plane.max())
+        if lo < -1.0 or hi > 2.0:  # unclipped noise may leave [0, 1], 0-255 or 16-bit data far more
+            raise DenoiselabError(f"pixel values span [{lo:.3g}, {hi:.3g}]; denoise expects [0, 1] - divide 8-bit "
+                                  "data by 255 (16-bit by 65535)")
+    return stack
+
+
+def _check_sigma(sigma: float | None) -> float | None:
+    if sigma is None:
+        return None
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating, np.integer)) or not math.isfinite(sigma):
+        raise DenoiselabError(f"sigma={sigma!r} must be None (estimate it) or a number in [0, 1]")
+    if sigma < 0:
+        raise DenoiselabError(f"sigma={sigma} is negative; give the noise std on the [0, 1] scale")
+    if sigma > 1:
+        raise DenoiselabError(f"sigma={sigma} looks like the 0-255 scale; denoiselab uses [0, 1], pass {sigma}/255 "
+                              f"≈ {sigma / 255:.3g}")
+    return float(sigma)
+
+
+def _footprint(method: str, denoiser: object, preset: str) -> dict[str, float]:
+    """Keyword arguments of :func:`plan_tile` describing `method`'s memory use (see the constants above)."""
+    if method == "scoredvi":
+        key = f"scoredvi-{preset}"
+        return {"bytes_per_pixel": _TILE_BYTES_PER_PIXEL[key], "plane_copies": _PLANE_COPIES["scoredvi"],
+                "extra_mb": _EXTRA_MB.get(key, 0.0), "outputs": 2}
+    if isinstance(denoiser, torch.nn.Module):
+        per_pixel = _NET_BYTES_PER_PIXEL_PER_WIDTH * float(getattr(denoiser, "width", 64))
+        return {"bytes_per_pixel": per_pixel, "plane_copies": _PLANE_COPIES["network"]}
+    name = getattr(denoiser, "name", method)
+    per_pixel = _TILE_BYTES_PER_PIXEL.get(name, _TILE_BYTES_PER_PIXEL["bm3d"])  # unknown: the largest classic
+    return {"bytes_per_pixel": per_pixel, "plane_copies": _PLANE_COPIES["classic"]}
+
+
+def plan_tile(shape: tuple[int, ...], *, bytes_per_pixel: float, plane_copies: float, outputs: int = 1,
+              extra_mb: float = 0.0, max_memory_mb: float = DEFAULT_MEMORY_MB, overlap: int = 32) -> int | None:
+    """The tile side that keeps one denoising call within `max_memory_mb`, or None for whole planes.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (P, H, W, C) of the float32 image stack.
+    bytes_per_pixel : float
+        Working memory of the method per pixel of a tile, in bytes (> 0).
+    plane_copies : float
+        Full-size float32 copies of one plane the method keeps besides the outputs (>= 0).
+    outputs : int, optional
+        Full-size float32 output stacks (1, or 2 with an uncertainty map).
+    extra_mb : float, optional
+        Memory in MiB the method needs whatever the tile size (e.g. networks built per call).
+    max_memory_mb : float, optional
+        Budget in MiB (> 0) for everything the call allocates: output stacks, plane copies,
+        `extra_mb` and one tile's working memory. The interpreter, torch and the weights are
+        not counted.
+    overlap : int, optional
+        Tile overlap in pixels; tiles are at least ``max(64, 2 · overlap + 32)`` pixels wide.
+
+    Returns
+    -------
+    int or None
+        None when a whole plane fits in the budget, else the tile side in pixels (a multiple of 32).
+
+    Raises
+    ------
+    DenoiselabError
+        When even the smallest tile does not fit.
+
+    Examples
+    --------
+    >>> plan_tile((1, 4000, 6000, 3), bytes_per_pixel=512, plane_copies=1, max_memory_mb=2048)
+    1728
+    >>> plan_tile((1, 512, 512, 3), bytes_per_pixel=512, plane_copies=1) is None
+    True
+    """
+    p, h, w, c = shape
+    plane = h * w * c * 4.0
+    fixed = outputs * p * plane + plane_copies * plane + extra_mb * _MIB
+    budget = max_memory_mb * _MIB - fixed
+    smallest = max(_MIN_TILE, 2 * overlap + 32)
+    if budget >= h * w * bytes_per_pixel:
+        return None
+    side = int(math.sqrt(max(budget, 0.0) / bytes_per_pixel)) // 32 * 32
+    if side < smallest:
+        need = (fixed + smallest * smallest * bytes_per_pixel) / _MIB
+        raise DenoiselabError(f"max_memory_mb={max_memory_mb:g} is too small for a {p}x{h}x{w}x{c} image; "
+                              f"this method needs at least {math.ceil(need)} MB")
+    return side
+
+
+def _load(method: str, channels: int, device: torch.device):
+    """Resolve `method` to (name, denoiser) for `channels`-channel images; ScoreDVI gives (name, None)."""
+    if method == "scoredvi":
+        return method, None
+    if not isinstance(method, str) or (method not in list_denoisers() and not method.endswith(".safetensors")):
+        raise DenoiselabError(f"unknown denoiser {method!r}; choose scoredvi or one of: {', '.join(list_denoisers())}")
+    if method == "bfdncnn-color" and channels == 1:
+        method = "bfdncnn-gray"
+    denoiser = load_denoiser(method, device=device)
+    net_channels = getattr(denoiser, "channels", channels)
+    if net_channels != channels:
+        kind = {1: "gray", 3: "RGB"}
+        raise DenoiselabError(f"{method} denoises {kind[net_channels]} images, the image is {kind[channels]}; "
+                              f"pick a {kind[channels]} denoiser from denoiselab.list_denoisers()")
+    return method, denoiser
+
+
+def denoise(
+    image: np.ndarray,
+    method: str = "scoredvi",
+    *,
+    sigma: float | None = None,
+    preset: str = "fast",
+    iterations: int | None = None,
+    beta: float | str = "auto",
+    device: str = "auto",
+    seed: int = 0,
+    tile: int | None = None,
+    overlap: int = 32,
+    max_memory_mb: float | None = None,
+    return_details: bool = False,
+    progress: bool = False,
+) -> np.ndarray | DenoiseResult:
+    """Denoise an image, or each plane of a stack, with ScoreDVI or a Gaussian denoiser.
+
+    Parameters
+    ----------
+    image : np.ndarray, shape (H, W), (H, W, C) or (P, H, W, C)
+        Noisy image(s), floats (float16/64 are converted to float32), values nominally in
+        [0, 1] (noise may push them slightly outside; data far outside, such as 0-255, is
+        refused). C = 1 (gray) or 3 (RGB); P planes of a TIFF stack are denoised one by one.
+    method : str, optional
+        ``"scoredvi"`` (default; real-world noise, unknown level) or any name of
+        :func:`denoiselab.list_denoisers` (Gaussian denoisers: ``"bfdncnn-color"`` -
+        swapped for ``"bfdncnn-gray"`` on gray images -, ``"bm3d"``, ``"nlm"``, ``"tv"``,
+        ``"wavelet"``, ...) or a path to ``.safetensors`` weights with their JSON card.
+    sigma : float, optional
+        Noise standard deviation on the [0, 1] scale (25/255 ≈ 0.098 for σ = 25 on 0-255),
+        for the Gaussian denoisers. None (default) estimates it per plane (Liu et al. PCA,
+        :func:`denoiselab.noise.estimate_sigma`). Blind networks and ScoreDVI ignore it.
+    preset : {"fast", "paper"}, optional
+        ScoreDVI only: "fast" is CPU-sized (≈ 30 s for 256×256 RGB on 2 cores); "paper" is the
+        published setting (400 iterations, GPU advised).
+    iterations : int, optional
+        ScoreDVI only: overrides the preset's iteration count (>= 1).
+    beta : float or "auto", optional
+        ScoreDVI only: rate of the Gamma noise-precision hyperprior, > 0 (0.02 heavy noise,
+        0.01 medium, 0.005 light), or "auto" to pick it from the estimated noise level.
+    device : str, optional
+        "auto" (a CUDA GPU when present), "cpu", "cuda" or "cuda:N". The classical denoisers
+        always run on the CPU.
+    seed : int, optional
+        ScoreDVI's seed (networks and samples); the same seed gives the same output on the CPU.
+        The other methods are deterministic.
+    tile : int, optional
+        Side of the square tiles in pixels (> `overlap`). None (default) picks it from
+        `max_memory_mb` (see Notes); ScoreDVI's tiles are at most its preset's 512 pixels.
+    overlap : int, optional
+        Pixels shared by neighbouring tiles, 0 <= overlap < tile (default 32); outputs are
+        blended with raised-cosine weights across it.
+    max_memory_mb : float, optional
+        Memory budget in MiB (> 0) for what this call allocates (see Notes); default
+        :data:`DEFAULT_MEMORY_MB` (2048). Ignored when `tile` is given.
+    return_details : bool, optional
+        Return a :class:`DenoiseResult` (uncertainty map, noise level, timing) instead of the array.
+    progress : bool, optional
+        Show progress bars on stderr (tiles and planes; ScoreDVI's iterations).
+
+    Returns
+    -------
+    np.ndarray or DenoiseResult
+        The denoised image, float32, the input's shape, not clipped; or, with
+        `return_details`, a :class:`DenoiseResult` holding it.
+
+    Raises
+    ------
+    DenoiselabError
+        For a non-float or wrongly shaped image, NaN/inf or 0-255 values, an unknown method, a
+        sigma outside [0, 1], a gray/RGB mismatch with the chosen network, bad tile settings, a
+        budget too small for the image, or ScoreDVI options out of range.
+
+    Notes
+    -----
+    Memory. The budget covers the output array (and ScoreDVI's uncertainty map), one or two
+    full-size float32 copies of one plane (the noise estimate; ScoreDVI's accumulators) and the
+    working memory of one tile; the interpreter, torch, the weights and the input array come on
+    top (about 0.25 GB resident on the CPU, plus the input). With `tile` None the tile is the
+    largest multiple of 32 pixels whose measured working memory per pixel fits what is left of
+    the budget, or the whole plane when that fits (:func:`plan_tile`). The outputs are written
+    to before the first tile, so a budget that cannot hold them fails at once. Measured on the
+    CPU for a 24-megapixel RGB photo (6000×4000) at the default budget of 2048 MiB, the call
+    allocated at most 1764 MiB with any method and the whole process peaked at 2272 MiB
+    (benchmarks/results/tiling_memory/). On a GPU only one tile at a time goes to the device
+    (ScoreDVI keeps one plane and its two accumulators there), so the same budget bounds the
+    GPU memory as long as the per-pixel figures hold there (not measured yet).
+
+    Tiling changes the result only near tile borders, and by little: on a 512×512 photo with
+    256-pixel tiles the PSNR moved by 0.0005 dB (BF-DnCNN) and 0.0003 dB (NLM); the tests
+    require < 0.05 dB (tests/test_tiling.py). The noise level is estimated on the whole plane,
+    not per tile.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> clean = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32), (64, 1))
+    >>> noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+    >>> x_hat = denoise(noisy, "bfdncnn-gray", device="cpu")
+    >>> x_hat.shape, x_hat.dtype
+    ((64, 64), dtype('float32'))
+    >>> bool(np.abs(x_hat - clean).mean() < np.abs(noisy - clean).mean() / 2)
+    True
+    """
+    start = time.perf_counter()
+    stack = _as_stack(image)
+    sigma = _check_sigma(sigma)
+    if max_memory_mb is not None and (isinstance(max_memory_mb, bool) or not max_memory_mb > 0):
+        raise DenoiselabError(f"max_memory_mb={max_memory_mb!r} must be a positive number of MiB (e.g. 2048)")
+    budget = DEFAULT_MEMORY_MB if max_memory_mb is None else float(max_memory_mb)
+    if method == "scoredvi":
+        get_preset(preset)  # an unknown preset fails before anything runs
+    dev = resolve_device(device)
+    name, denoiser = _load(method, stack.shape[3], dev)
+    tile_side = tile
+    if tile is None:
+        tile_side = plan_tile(stack.shape, max_memory_mb=budget, overlap=overlap, **_footprint(name, denoiser, preset))
+        if name == "scoredvi":  # the preset's tile size is also a quality and time setting
+            max_side = get_preset(preset).max_side
+            tile_side = max_side if tile_side is None else min(tile_side, max_side)
+    settings = {"device": str(dev), "tile": tile_side, "overlap": overlap, "max_memory_mb": budget, "seed": seed}
+    if name == "scoredvi":
+        out, unc, noise = _run_scoredvi(stack, tile_side, overlap, preset=preset, iterations=iterations, beta=beta,
+                                        seed=seed, device=dev, progress=progress, settings=settings)
+    else:
+        out, noise = _run_gaussian(stack, name, denoiser, sigma, tile_side, overlap, device=dev, progress=progress,
+                                   settings=settings)
+        unc = None
+    restore = _restore_shape(image)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    x_hat = restore(out)
+    if not return_details:
+        return x_hat
+    return DenoiseResult(image=x_hat, uncertainty=None if unc is None else restore(unc), noise=noise, method=name,
+                         settings=settings, seconds=time.perf_counter() - start)
+
+
+def _restore_shape(image: np.ndarray):
+    if image.ndim == 2:
+        return lambda stack: stack[0, :, :, 0]
+    if image.ndim == 3:
+        return lambda stack: stack[0]
+    return lambda stack: stack
+
+
+def _run_gaussian(stack: np.ndarray, name: str, denoiser, sigma: float | None, tile: int | None, overlap: int, *,
+                  device: torch.device, progress: bool, settings: dict) -> tuple[np.ndarray, dict]:
+    from tqdm.auto import tqdm
+
+    n_planes, h, w, _ = stack.shape
+    network = isinstance(denoiser, torch.nn.Module)
+    work_device = device if network else torch.device("cpu")
+    settings["device"] = str(work_device)
+    if tile is None:  # one tile covering the whole plane
+        side, overlap = max(h, w), 0
+    else:
+        side = tile
+    n_tiles = count_tiles(h, w, side, overlap)
+    settings["n_tiles"] = n_tiles
+    out = np.empty(stack.shape, dtype=np.float32)
+    out.fill(0.0)  # touched now, not tile by tile: memory is at its plateau from the first tile, so a
+    # budget that does not fit fails at once, not hours into a slow method
+    sigmas: list[float] = []
+    show = progress and (n_planes * n_tiles > 1 or not network)
+    with tqdm(total=n_planes * n_tiles, desc=name, unit="tile" if n_tiles > 1 else "plane", disable=not show) as bar:
+        for p in range(n_planes):
+            y = torch.from_numpy(stack[p]).permute(2, 0, 1)[None]  # (1, C, H, W) view, no copy
+            s = _estimate_sigma_for_caller(y) if sigma is None else sigma
+            sigmas.append(s)
+            run_tile = _tile_runner(denoiser, torch.full((1,), s, device=work_device), bar)
+            denoise_tiled(run_tile, y, side, overlap, out=torch.from_numpy(out[p]).permute(2, 0, 1)[None])
+    return out, {"sigma": sigmas}
+
+
+def _tile_runner(denoiser, sigma: torch.Tensor, bar):
+    """``tile -> denoiser(tile, sigma)`` on `sigma`'s device, back on the CPU as float32; ticks `bar`."""
+
+    def run_tile(t: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            x_hat = denoiser(t.to(sigma.device, memory_format=torch.contiguous_format), sigma)
+        bar.update()
+        return x_hat.to("cpu", torch.float32)
+
+    return run_tile
+
+
+def _estimate_sigma_for_caller(y: torch.Tensor) -> float:
+    """:func:`denoiselab.noise.estimate_sigma` with its warnings pointing at the caller of :func:`denoise`."""
+    from .noise import estimate_sigma
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sigma = float(estimate_sigma(y)[0])
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=4)  # here -> _run_gaussian -> denoise -> caller
+    return sigma
+
+
+def _run_scoredvi(stack: np.ndarray, tile: int | None, overlap: int, *, preset: str, iterations: int | None,
+                  beta: float | str, seed: int, device: torch.device, progress: bool,
+                  settings: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    from tqdm.auto import tqdm
+
+    n_planes, h, w, _ = stack.shape
+    base = get_preset(preset)
+    side = base.max_side if tile is None else tile
+    if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1):
+        raise DenoiselabError(f"iterations={iterations!r} must be a positive integer (the fast preset uses {base.n_iter})")
+    cfg = get_preset(base, n_iter=iterations, max_side=side, tile_overlap=overlap)
+    settings.update(tile=side if max(h, w) > side else None, n_tiles=count_tiles(h, w, side, overlap),
+                    preset=cfg.name, iterations=cfg.n_iter, beta=beta)
+    out = np.empty(stack.shape, dtype=np.float32)
+    unc = np.empty(stack.shape, dtype=np.float32)
+    out.fill(0.0)  # touched now (see _run_gaussian)
+    unc.fill(0.0)
+    noise: dict[str, list[float]] = {"delta255": [], "lam": [], "beta": []}
+    for p in tqdm(range(n_planes), desc="planes", unit="plane", disable=not (progress and n_planes > 1)):
+        res = scoredvi(stack[p], preset=cfg, beta=beta, seed=seed, device=device, progress=progress)
+        out[p] = res.image
+        np.clip(res.variance, 0, None, out=unc[p])
+        np.sqrt(unc[p], out=unc[p])
+        for key in noise:
+            noise[key].append(float(res.record[key][0]))
+        del res
+    return out, unc, noise
