@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ._utils import resolve_device
-from .denoisers import list_denoisers, load_denoiser
+from .denoisers import list_denoisers, load_denoiser_for
 from .errors import DenoiselabError
 from .scoredvi import get_preset, scoredvi
 from .tiling import count_tiles, denoise_tiled
@@ -198,15 +198,7 @@ def _load(method: str, channels: int, device: torch.device):
         return method, None
     if not isinstance(method, str) or (method not in list_denoisers() and not method.endswith(".safetensors")):
         raise DenoiselabError(f"unknown denoiser {method!r}; choose scoredvi or one of: {', '.join(list_denoisers())}")
-    if method == "bfdncnn-color" and channels == 1:
-        method = "bfdncnn-gray"
-    denoiser = load_denoiser(method, device=device)
-    net_channels = getattr(denoiser, "channels", channels)
-    if net_channels != channels:
-        kind = {1: "gray", 3: "RGB"}
-        raise DenoiselabError(f"{method} denoises {kind[net_channels]} images, the image is {kind[channels]}; "
-                              f"pick a {kind[channels]} denoiser from denoiselab.list_denoisers()")
-    return method, denoiser
+    return load_denoiser_for(method, channels, device)
 
 
 def denoise(

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..denoisers import load_denoiser, load_denoiser_for
 from ..errors import DenoiselabError
 
 __all__ = ["add_restore_parser", "add_sample_parser", "cmd_restore", "cmd_sample", "Problem", "parse_problem",
@@ -316,21 +317,6 @@ def _companion(output: Path, tag: str, suffix: str | None = None) -> Path:
     return output.with_name(f"{output.stem}_{tag}{suffix or output.suffix}")
 
 
-def _load_prior(name: str, channels: int, device):
-    """Load denoiser `name` for `channels`-channel images; bfdncnn-color becomes bfdncnn-gray for gray ones."""
-    from ..denoisers import load_denoiser
-
-    if name == "bfdncnn-color" and channels == 1:
-        name = "bfdncnn-gray"
-    denoiser = load_denoiser(name, device=device)
-    net = getattr(denoiser, "channels", channels)
-    if net != channels:
-        kind = {1: "gray", 3: "RGB"}
-        raise DenoiselabError(f"the denoiser {name} is for {kind[net]} images, the image is {kind[channels]}; "
-                              f"pick a {kind[channels]} one from `denoiselab list`")
-    return name, denoiser
-
-
 def _levels(method: str, steps: int | None, sigma: float) -> Tensor | None:
     """The annealing levels of snips/langevin for ``--steps N``: N log-spaced levels ending at 0.01 (None: default).
 
@@ -443,7 +429,7 @@ def cmd_restore(args) -> int:
         op = problem.operator(mask)
         image_hw = problem.image_size(tuple(y.shape[-2:]))
         op.A(torch.zeros(1, y.shape[1], *image_hw))  # the kernel fits the image, the factor divides it: fail now
-        name, denoiser = _load_prior(args.denoiser, y.shape[1], device)
+        name, denoiser = load_denoiser_for(args.denoiser, y.shape[1], device)
         start = time.perf_counter()
         x_hat = run_method(args.method, y.to(device), op, denoiser, sigma=args.sigma / 255, steps=args.steps,
                            seed=sampler_seed, progress=_progress())
@@ -557,13 +543,11 @@ def cmd_sample(args) -> int:
     device = resolve_device(args.device)
     name = args.denoiser or ("bfdncnn-color" if args.channels == 3 else "bfdncnn-gray")
     if args.channels is None:  # the denoiser's own channels (a classical one: gray)
-        from ..denoisers import load_denoiser
-
         denoiser = load_denoiser(name, device=device)
         channels = getattr(denoiser, "channels", 1)
     else:
         channels = args.channels
-        name, denoiser = _load_prior(name, channels, device)
+        name, denoiser = load_denoiser_for(name, channels, device)
     shape = (args.count, channels, args.size, args.size)
     taken = []  # one entry per step, to report how many the chain took
 

@@ -107,3 +107,26 @@ def load_denoiser(name: str, device: str | torch.device = "cpu"):
     load_state(model, path)
     model.eval().requires_grad_(False)
     return model.to(resolve_device(device))
+
+
+def load_denoiser_for(name: str, channels: int, device: str | torch.device = "cpu"):
+    """:func:`load_denoiser` for images of `channels` channels: returns ``(name, denoiser)``.
+
+    ``bfdncnn-color`` becomes ``bfdncnn-gray`` for gray images (the returned name says which
+    was loaded); a network trained for the other channel count is a one-line error.
+
+    Raises
+    ------
+    DenoiselabError
+        As :func:`load_denoiser`, or if the network denoises gray images and the image is RGB
+        (or the reverse).
+    """
+    if name == "bfdncnn-color" and channels == 1:
+        name = "bfdncnn-gray"
+    denoiser = load_denoiser(name, device=device)
+    net_channels = getattr(denoiser, "channels", channels)  # classical methods take any channel count
+    if net_channels != channels:
+        kind = {1: "gray", 3: "RGB"}
+        raise DenoiselabError(f"{name} denoises {kind[net_channels]} images, the image is {kind[channels]}; "
+                              f"pick a {kind[channels]} denoiser from denoiselab.list_denoisers()")
+    return name, denoiser
