@@ -177,7 +177,26 @@ class DecomposableOperator(LinearOperator):
         return self.V(c)
 
 
-class Identity(DecomposableOperator):
+class PixelDiagonalOperator(DecomposableOperator):
+    """A :class:`DecomposableOperator` that is diagonal in the pixel basis: ``U`` and ``V`` are
+    the identity and ``singulars`` holds the per-pixel gains (identity, inpainting)."""
+
+    def U(self, c: Tensor) -> Tensor:  # noqa: N802
+        return c
+
+    def U_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
+        _check_images(y, "y")
+        return y
+
+    def V(self, c: Tensor) -> Tensor:  # noqa: N802
+        return c
+
+    def V_adjoint(self, x: Tensor) -> Tensor:  # noqa: N802
+        _check_images(x)
+        return x
+
+
+class Identity(PixelDiagonalOperator):
     """The identity, ``A(x) = x``: the forward model of plain denoising.
 
     Examples
@@ -197,20 +216,6 @@ class Identity(DecomposableOperator):
     def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
         _check_images(y, "y")
         return y
-
-    def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        return c
-
-    def U_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
-        _check_images(y, "y")
-        return y
-
-    def V(self, c: Tensor) -> Tensor:  # noqa: N802
-        return c
-
-    def V_adjoint(self, x: Tensor) -> Tensor:  # noqa: N802
-        _check_images(x)
-        return x
 
     def singulars(self, shape, *, dtype=torch.float32, device="cpu") -> Tensor:
         return torch.ones(1, 1, 1, 1, dtype=dtype, device=device)

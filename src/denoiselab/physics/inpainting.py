@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DenoiselabError
-from .base import DecomposableOperator, _check_images
+from .base import PixelDiagonalOperator, _check_images
 
 __all__ = ["Inpainting", "random_pixel_mask", "box_mask"]
 
@@ -75,7 +75,7 @@ def box_mask(shape: tuple[int, int, int, int], box: tuple[int, int, int, int]) -
     return mask
 
 
-class Inpainting(DecomposableOperator):
+class Inpainting(PixelDiagonalOperator):
     """Pixel loss, ``A(x) = mask ⊙ x``.
 
     Parameters
@@ -118,20 +118,6 @@ class Inpainting(DecomposableOperator):
     def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
         _check_images(y, "y")
         return self._mask(y) * y
-
-    def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        return c
-
-    def U_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
-        _check_images(y, "y")
-        return y
-
-    def V(self, c: Tensor) -> Tensor:  # noqa: N802
-        return c
-
-    def V_adjoint(self, x: Tensor) -> Tensor:  # noqa: N802
-        _check_images(x)
-        return x
 
     def singulars(self, shape, *, dtype=torch.float32, device="cpu") -> Tensor:
         return self.mask.to(dtype=dtype, device=device)
