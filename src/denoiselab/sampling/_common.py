@@ -52,3 +52,15 @@ def randn(shape: tuple[int, ...], generator: torch.Generator | None, *, dtype: t
     """Standard normal draws made on the generator's device, then moved (same numbers on CPU and GPU)."""
     where = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, dtype=dtype, device=where).to(device)
+
+
+def initial_state(shape: tuple[int, ...], x_init: Tensor | None, generator: torch.Generator | None, *,
+                  dtype: torch.dtype, device: torch.device | str) -> Tensor:
+    """A chain's start: a copy of `x_init` (checked against `shape`), or uniform noise on [0, 1]
+    drawn on the generator's device, then moved (same numbers on CPU and GPU)."""
+    if x_init is None:
+        where = generator.device if generator is not None else device
+        return torch.rand(shape, generator=generator, dtype=dtype, device=where).to(device)
+    if not isinstance(x_init, Tensor) or tuple(x_init.shape) != tuple(shape):
+        raise DenoiselabError(f"x_init must be a tensor of shape {tuple(shape)}")
+    return x_init.to(dtype=dtype, device=device).clone()

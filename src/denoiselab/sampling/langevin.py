@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DenoiselabError
 from ..noise.schedules import sigmas_geometric
-from ._common import check_count, check_denoiser, check_positive, check_shape, randn, resolve_generator
+from ._common import check_count, check_denoiser, check_positive, check_shape, initial_state, randn, resolve_generator
 
 __all__ = ["sample_annealed_langevin", "score_from_denoiser"]
 
@@ -111,13 +111,7 @@ def sample_annealed_langevin(denoiser: Callable[[Tensor, float], Tensor], shape:
     n_steps_each = check_count("n_steps_each", n_steps_each)
     eps = check_positive("step_scale", step_scale)
     gen = resolve_generator(seed, generator)
-    if x_init is None:
-        where = gen.device if gen is not None else device
-        x = torch.rand(shape, generator=gen, dtype=dtype, device=where).to(device)
-    else:
-        if not isinstance(x_init, Tensor) or tuple(x_init.shape) != shape:
-            raise DenoiselabError(f"x_init must be a tensor of shape {shape}")
-        x = x_init.to(dtype=dtype, device=device).clone()
+    x = initial_state(shape, x_init, gen, dtype=dtype, device=device)
     sigma_last = levels[-1]
     bar = tqdm(total=len(levels) * n_steps_each, desc="Langevin", disable=not progress, leave=False)
     i = 0

@@ -37,7 +37,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..errors import DenoiselabError
-from ._common import check_count, check_denoiser, check_positive, randn, resolve_generator
+from ._common import check_count, check_denoiser, check_positive, initial_state, randn, resolve_generator
 from ._spectral import check_levels, check_noise_sigma, check_observation, image_shape, spectral_view
 from .langevin import score_from_denoiser
 from .posterior import ncsnv2_levels
@@ -126,13 +126,7 @@ def sample_snips(y: Tensor, op, denoiser: Callable[[Tensor, float], Tensor], *, 
     spec = spectral_view(op, y, shape, dtype=dtype, device=device)
     s, y_bar, observed = spec
     gen = resolve_generator(seed, generator)
-    if x_init is None:
-        where = gen.device if gen is not None else device
-        x = torch.rand(shape, generator=gen, dtype=dtype, device=where).to(device)
-    else:
-        if not isinstance(x_init, Tensor) or tuple(x_init.shape) != shape:
-            raise DenoiselabError(f"x_init must be a tensor of shape {shape}")
-        x = x_init.to(dtype=dtype, device=device).clone()
+    x = initial_state(shape, x_init, gen, dtype=dtype, device=device)
     xt = op.V_adjoint(x)
     sigma_last = levels[-1]
     c = eps / sigma_last**2
