@@ -1,4 +1,5 @@
-"""``denoiselab`` command line: denoise, report, restore, sample, estimate-noise, list, train-denoiser, bench.
+"""``denoiselab`` command line: denoise, report, restore, sample, estimate-noise, list, train-denoiser,
+train-svnr, bench.
 
 Every problem the user can fix (a bad path, an unreadable image, a value out of range) is a
 `DenoiselabError`: printed as one line on stderr, exit code 2, no traceback, no output file.
@@ -51,6 +52,27 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--test-dir", type=Path, help="clean test images for the PSNR in the model card")
     t.add_argument("--device", default="auto")
+
+    v = sub.add_parser("train-svnr", help="train an SVNR diffusion denoiser (or its ablation / the conditioned baseline) "
+                                          "on folders of clean sRGB images")
+    v.add_argument("--name", required=True, help="name of the weights (file <out>/<name>.safetensors)")
+    v.add_argument("--kind", required=True, choices=("svnr", "svnr-uncorrelated", "conditional"),
+                   help="svnr: correlation-aware pairs (Eq. 11); svnr-uncorrelated: the ablation without it; "
+                        "conditional: the SR3-style baseline started from pure noise")
+    v.add_argument("--train-dir", action="append", required=True, type=Path, help="folder of clean images (repeatable)")
+    v.add_argument("--val-dir", type=Path, help="clean images whose centre crops give the PSNR in the model card")
+    v.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, final weights and card (resumes if a checkpoint is there)")
+    v.add_argument("--base-width", type=int, default=32, help="UNet channels at full resolution")
+    v.add_argument("--levels", type=int, default=2, help="UNet downsamplings")
+    v.add_argument("--patch-size", type=int, default=64)
+    v.add_argument("--batch-size", type=int, default=16)
+    v.add_argument("--steps", type=int, default=100_000)
+    v.add_argument("--lr", type=float, default=2e-4)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--max-minutes", type=float, help="wall-clock budget; the learning rate decays over it")
+    v.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
+    v.add_argument("--amp", choices=("bf16", "fp16", "none"), default="bf16", help="mixed precision on CUDA (ignored on the CPU)")
+    v.add_argument("--device", default="auto")
 
     b = sub.add_parser("bench", help="compare methods on folders of real noisy/clean pairs (resumes; writes results.csv, summary.md, figure.png)")
     b.add_argument("--method", action="append", required=True, metavar="M",
@@ -111,6 +133,19 @@ def _cmd_list(args) -> int:  # noqa: ARG001
     return 0
 
 
+def _cmd_train_svnr(args) -> int:
+    from ..svnr.train import SVNRConfig, train_svnr
+
+    cfg = SVNRConfig(name=args.name, kind=args.kind, train_dirs=[str(d) for d in args.train_dir],
+                     val_dir=str(args.val_dir) if args.val_dir else None, base_width=args.base_width,
+                     levels=args.levels, patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps,
+                     lr=args.lr, lr_min=min(1e-6, args.lr), seed=args.seed,
+                     max_minutes=args.max_minutes, checkpoint_every=args.checkpoint_every, amp=args.amp,
+                     device=args.device)
+    print(train_svnr(cfg, args.out))
+    return 0
+
+
 def _cmd_train(args) -> int:
     from ..training import TrainConfig, train_denoiser
 
@@ -139,7 +174,7 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"denoise": cmd_denoise, "report": cmd_report, "estimate-noise": _cmd_estimate, "list": _cmd_list, "train-denoiser": _cmd_train,
+COMMANDS = {"denoise": cmd_denoise, "report": cmd_report, "estimate-noise": _cmd_estimate, "list": _cmd_list, "train-denoiser": _cmd_train, "train-svnr": _cmd_train_svnr,
             "bench": _cmd_bench, "restore": cmd_restore, "sample": cmd_sample}
 
 
