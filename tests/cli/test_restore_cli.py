@@ -184,3 +184,22 @@ def test_sample_unknown_method_is_one_line(tmp_path, capsys):
     assert main(["sample", "-o", str(tmp_path / "s.png"), "--method", "ddpm"]) == 2
     assert "unknown method 'ddpm'" in _one_error_line(capsys)
     assert not (tmp_path / "s.png").exists()
+
+
+def test_blind_prior_option_tells_the_network_its_level_or_not(crops, tmp_path, capsys):
+    """--blind-prior auto (inject for PnP) and as-is both run; only injection says so, and the images differ."""
+    outs = {}
+    for mode in ("auto", "as-is"):
+        outs[mode] = tmp_path / f"{mode}.png"
+        assert main(["restore", "--simulate", str(crops["rgb"]), "-o", str(outs[mode]), "--task", "deblur",
+                     "--method", "pnp-hqs", "--blind-prior", mode]) == 0
+        said = capsys.readouterr().out
+        assert ("noise injection" in said) == (mode == "auto")
+    assert outs["auto"].read_bytes() != outs["as-is"].read_bytes()
+    assert main(["restore", "--simulate", str(crops["rgb"]), "-o", str(tmp_path / "red.png"), "--task", "deblur",
+                 "--method", "red", "--steps", "2"]) == 0
+    assert "noise injection" not in capsys.readouterr().out     # auto: RED keeps the blind prior as it is
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        main(["restore", "--simulate", str(crops["rgb"]), "-o", str(tmp_path / "x.png"), "--task", "deblur",
+              "--blind-prior", "sometimes"])
+    assert exc.value.code == 2

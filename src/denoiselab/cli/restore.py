@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..denoisers import load_denoiser, load_denoiser_for
+from ..denoisers import is_blind, load_denoiser, load_denoiser_for
 from ..errors import DenoiselabError
 
 __all__ = ["add_restore_parser", "add_sample_parser", "cmd_restore", "cmd_sample", "Problem", "parse_problem",
@@ -42,7 +42,15 @@ SVD_METHODS = ("ddrm", "snips")
 #: The tasks whose operator has an SVD, as the error message names them.
 SVD_TASKS = "sr --kernel box, inpaint, denoise"
 #: Iterations when --steps is not given (None: the sampler's own schedule, see _levels).
-DEFAULT_STEPS = {"pnp-hqs": 8, "pnp-admm": 20, "red": 200, "ddrm": 20, "snips": None, "langevin": None}
+OPTIMISERS = ("pnp-hqs", "pnp-admm", "red")  # they choose the denoiser's level; the samplers' states carry it
+BLIND_PRIOR = ("auto", "inject", "as-is")
+# auto: inject for PnP, as is for RED. Measured (benchmarks/results/restoration, 192² crops):
+# injection gives PnP-HQS +0.3/+0.8 dB on Gaussian deblurring (CBSD68/Set12) and +2.3/+0.3 dB on
+# inpainting, but -0.3/-0.4 dB on x3 SR; RED-FP (σ_f 3-4/255) is 0-0.2 dB better without it.
+INJECT_BY_DEFAULT = ("pnp-hqs", "pnp-admm")
+# red: 10 fixed-point steps; measured with our priors, PSNR peaks at 5-10 steps and then drifts
+# down (colour blur: 37.8 dB at 5, 34.7 at 50), see benchmarks/results/restoration.
+DEFAULT_STEPS = {"pnp-hqs": 8, "pnp-admm": 20, "red": 10, "ddrm": 20, "snips": None, "langevin": None}
 
 # The annealed samplers' step (NCSNv2's CelebA setting, the library default) and last level; _levels
 # builds shorter schedules that end at the same level, so the step size per level is unchanged.
@@ -240,9 +248,13 @@ def add_restore_parser(sub) -> None:
     r.add_argument("--sigma", type=_sigma255, default=2.55, metavar="S",
                    help="noise std of the measurement on the 0-255 scale (default 2.55); with --simulate, the noise added")
     r.add_argument("--steps", type=int, metavar="N",
-                   help="iterations: pnp-hqs 8, pnp-admm 20, red 200, ddrm 20 denoiser calls; snips and langevin: "
+                   help="iterations: pnp-hqs 8, pnp-admm 20, red 10, ddrm 20 denoiser calls; snips and langevin: "
                         "N annealing levels down to 0.01, 5 steps each (default: the NCSNv2 grid, about 250 and 125 levels)")
-    r.add_argument("--seed", type=int, default=0, help="seed of the samplers and of --simulate's noise and mask")
+    r.add_argument("--blind-prior", default="auto", choices=BLIND_PRIOR,
+                   help="pnp-hqs, pnp-admm, red with a blind network: inject tells it the level the solver asks for "
+                        "by adding noise of that std first; as-is calls it unchanged; auto (default) injects for "
+                        "pnp-hqs and pnp-admm, not for red")
+    r.add_argument("--seed", type=int, default=0, help="seed of the samplers, the injected noise, and --simulate's noise and mask")
     r.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
     t = r.add_argument_group("task options")
     t.add_argument("--kernel", help="deblur: gaussian:STD or uniform:SIZE (pixels; default gaussian:1.6); "
@@ -338,16 +350,29 @@ def _levels(method: str, steps: int | None, sigma: float) -> Tensor | None:
     return sigmas_geometric(steps, top, _LAST_LEVEL)
 
 
+def injects(method: str, blind_prior: str) -> bool:
+    """Whether `method` tells a blind prior its level by noise injection under `blind_prior`."""
+    if method not in OPTIMISERS or blind_prior == "as-is":
+        return False
+    return blind_prior == "inject" or method in INJECT_BY_DEFAULT
+
+
 def run_method(method: str, y: Tensor, op, denoiser, *, sigma: float, steps: int | None, seed: int,
-               progress: bool = False) -> Tensor:
+               progress: bool = False, blind_prior: str = "auto") -> Tensor:
     """Restore `y` with `method` (one of ``METHODS``); returns the estimate (B, C, H, W), not clamped.
 
     `sigma` is the measurement's noise std on [0, 1]; `steps` None takes ``DEFAULT_STEPS``.
+    `blind_prior` ``"inject"`` tells a blind network the level a PnP/RED solver asks for by
+    noise injection (:func:`~denoiselab.denoisers.with_noise_level`); ``"as-is"`` does not;
+    ``"auto"`` injects for PnP-HQS/ADMM and not for RED (what measured best).
     """
+    from ..denoisers import with_noise_level
     from ..optim import solve_pnp_admm, solve_pnp_hqs, solve_red_fixed_point
     from ..sampling import sample_ddrm, sample_posterior_denoising, sample_snips
 
     n_steps = DEFAULT_STEPS[method] if steps is None else steps
+    if injects(method, blind_prior):
+        denoiser = with_noise_level(denoiser, seed=seed)
     if method == "pnp-hqs":
         return solve_pnp_hqs(y, op, denoiser, sigma=sigma, n_steps=n_steps, progress=progress)
     if method == "pnp-admm":
@@ -432,7 +457,7 @@ def cmd_restore(args) -> int:
         name, denoiser = load_denoiser_for(args.denoiser, y.shape[1], device)
         start = time.perf_counter()
         x_hat = run_method(args.method, y.to(device), op, denoiser, sigma=args.sigma / 255, steps=args.steps,
-                           seed=sampler_seed, progress=_progress())
+                           seed=sampler_seed, progress=_progress(), blind_prior=args.blind_prior)
         seconds = time.perf_counter() - start
         result = from_tensor(x_hat.clamp(0, 1))
         _write(args.output, result, source.bit_depth, protect=inputs + written)
@@ -443,6 +468,8 @@ def cmd_restore(args) -> int:
         raise
     steps = args.steps if args.steps is not None else DEFAULT_STEPS[args.method]
     steps_text = f"{steps} steps" if steps is not None else "default schedule"
+    if injects(args.method, args.blind_prior) and is_blind(denoiser):
+        name += " (blind; level told by noise injection)"
     print(f"{args.output}: {args.method} ({steps_text}) with {name}, {problem.describe()}, sigma {args.sigma:g}/255, "
           f"{seconds:.1f} s on {device}")
     if clean is not None:

@@ -60,6 +60,8 @@ class BFDnCNN(nn.Module):
         Feature channels of the hidden layers (full size: 64).
     """
 
+    blind = True  # forward ignores sigma; see denoisers.noise_level for solvers that need a level
+
     def __init__(self, channels: int = 3, *, depth: int = 20, width: int = 64):
         super().__init__()
         if depth < 2 or width < 1 or channels not in (1, 3):

@@ -152,7 +152,9 @@ def solve_pnp_admm(y: Tensor, op: LinearOperator, denoiser: Callable[[Tensor, fl
 
     with ``ρ_k = lam · σ² / σ_k²`` (DPIR's coupling) and σ_k log-spaced from `sigma_max` to
     σ, so ρ grows by a constant factor per iteration, as Chan et al. advise for fixed-point
-    convergence; the scaled dual u is rescaled by ``ρ_{k−1}/ρ_k`` when ρ changes. Returns v.
+    convergence. As in their Algorithm 1, u is carried over unchanged when ρ grows (the textbook
+    scaled-dual rescaling u·ρ_{k−1}/ρ_k measured 0.04–0.14 dB worse on CBSD68 crops, blur and
+    ×3 SR). Returns v.
 
     Parameters
     ----------
@@ -184,15 +186,11 @@ def solve_pnp_admm(y: Tensor, op: LinearOperator, denoiser: Callable[[Tensor, fl
     v = start(y, op, x_init)
     u = torch.zeros_like(v)
     record = SolveRecord()
-    rho_prev = None
     for i, s_k in enumerate(steps(levels, progress, "PnP-ADMM")):
         rho = lam * sigma**2 / s_k**2
-        if rho_prev is not None:
-            u = u * (rho_prev / rho)  # u is the dual scaled by 1/ρ
         x = op.prox(v - u, y, 1.0 / rho)
         v_prev, v = v, denoiser(x + u, s_k)
         u = u + x - v
-        rho_prev = rho
         if return_record:
             record.add(s_k, v, v_prev, op, y, sigma)
         if callback is not None:
