@@ -133,6 +133,11 @@ def test_plan_tile_fits_the_budget_and_grows_with_it():
         ({"max_memory_mb": 0.1}, "too small"),
         ({"tile": 16, "overlap": 16}, "overlap"),
         ({"device": "tpu"}, "device"),
+        ({"samples": 2}, "samples is for method='svnr'"),
+        ({"read_noise": 0.1, "shot_noise": 0.01}, "read_noise, shot_noise are for method='svnr'"),
+        ({"method": "svnr", "read_noise": -0.1, "shot_noise": 0.01}, "read_noise=-0.1 is negative"),
+        ({"method": "svnr", "samples": 0}, "samples=0"),
+        ({"method": "svnr", "svnr_weights": "missing.safetensors"}, "not found"),
     ],
 )
 def test_user_errors_raise_one_line(kwargs, match):

@@ -1,10 +1,11 @@
 """``denoise(image)``: every denoiselab method behind one function on numpy arrays in [0, 1].
 
 This is the library's front door (the ``denoiselab denoise`` command calls it): it checks the
-input, picks the method (ScoreDVI for real-world noise, or any Gaussian denoiser of
-:func:`denoiselab.list_denoisers`), estimates the noise level when needed, cuts large images
-into overlapping tiles so that memory stays within a budget (:mod:`denoiselab.tiling`), runs each
-plane of a TIFF stack in turn and returns a float32 array of the input's shape.
+input, picks the method (ScoreDVI for real-world noise, SVNR's diffusion for shot + read noise,
+or any Gaussian denoiser of :func:`denoiselab.list_denoisers`), estimates the noise level when
+needed, cuts large images into overlapping tiles so that memory stays within a budget
+(:mod:`denoiselab.tiling`), runs each plane of a TIFF stack in turn and returns a float32 array
+of the input's shape.
 """
 
 from __future__ import annotations
@@ -37,7 +38,17 @@ _MIN_TILE = 64
 # (it scales with the width), BM3D 993-1025, NLM 102, TV 124-125, wavelet 100, ScoreDVI fast
 # 4620-4830 (2 iterations; the same at every iteration), ScoreDVI paper 10350 plus 125 MiB for
 # its networks and optimiser state (128² and 256², 1 iteration).
+# SVNR (randomly initialised UNets, levels 2, read 0.03 / shot 0.02, 1 thread; the same way, fresh
+# process per case, after a 64² warm-up, minus the outputs), bytes per pixel per sample at
+# 256² / 512²: width 16: 1374 / 1180 (K = 1), 1467 / 1036 (K = 2, per sample); width 32: 1724 / 2037
+# (K = 1), 2407 / 1929 (K = 2, per sample). The line through the largest figure at each width,
+# 527 + 58.75 · width, plus 10 %: K · (580 + 65 · width) (2660 per sample at width 32). Noise
+# estimation (read/shot None) runs on the whole plane, at most its central 2048² crop, before the
+# tiles: peak-RSS growth 113 MiB at 1024², 265 MiB at 2048² (RGB); budgeted as min(10 planes, 270 MiB)
+# on top of the tiles (it never runs alongside them, so this errs on the safe side).
 _NET_BYTES_PER_PIXEL_PER_WIDTH = 13.0
+_SVNR_BYTES_PER_PIXEL = (580.0, 65.0)  # per sample: fixed + per unit of the UNet's base width
+_SVNR_ESTIMATE_MB = (10.0, 270.0)  # noise estimate: min(this many planes, this many MiB)
 _TILE_BYTES_PER_PIXEL = {"bm3d": 1100.0, "nlm": 115.0, "tv": 140.0, "wavelet": 115.0,
                          "scoredvi-fast": 5300.0, "scoredvi-paper": 11500.0}
 _EXTRA_MB = {"scoredvi-paper": 128.0}
@@ -56,18 +67,23 @@ class DenoiseResult:
         The denoised image, float32, same shape as the input, not clipped (values may leave
         [0, 1] slightly; clip to show or save it).
     uncertainty : np.ndarray or None
-        ScoreDVI's per-pixel posterior standard deviation, same shape as `image`, on the
-        [0, 1] scale (>= 0); None for the other methods.
+        Per-pixel posterior standard deviation, same shape as `image`, on the [0, 1] scale
+        (>= 0): ScoreDVI's, or for SVNR with ``samples >= 2`` the standard deviation of the
+        sRGB samples; None for the other methods (and SVNR with one sample).
     noise : dict of str to list of float
         The noise level used, one value per plane: ``{"sigma": [...]}`` (std on [0, 1], given
         or estimated) for Gaussian denoisers; ``{"delta255": [...], "lam": [...], "beta": [...]}``
-        (estimated std on 0-255, prior weight λ(y), Gamma rate β) for ScoreDVI.
+        (estimated std on 0-255, prior weight λ(y), Gamma rate β) for ScoreDVI;
+        ``{"read": [...], "shot": [...]}`` (σ_r, σ_s on the linear [0, 1] scale, given or
+        estimated) for SVNR.
     method : str
         The method that ran (``"bfdncnn-gray"`` when ``"bfdncnn-color"`` was asked for a gray image).
     settings : dict
         ``device``, ``tile`` (side in pixels, None for whole planes), ``overlap``, ``n_tiles``
         (per plane), ``max_memory_mb``, ``seed``; for ScoreDVI also ``preset``, ``iterations``
-        and ``beta`` as given.
+        and ``beta`` as given; for SVNR ``samples``, ``calls`` (network calls per chain, the
+        most over tiles and planes), ``noise_source`` ("given" or "estimated") and ``weights``
+        (the model's name).
     seconds : float
         Wall time of the whole call (loading the method included).
     """
@@ -123,8 +139,16 @@ def _check_sigma(sigma: float | None) -> float | None:
     return float(sigma)
 
 
-def _footprint(method: str, denoiser: object, preset: str) -> dict[str, float]:
+def _footprint(method: str, denoiser: object, preset: str, *, shape: tuple[int, ...] = (1, 1, 1, 1), samples: int = 1,
+               estimate: bool = False) -> dict[str, float]:
     """Keyword arguments of :func:`plan_tile` describing `method`'s memory use (see the constants above)."""
+    if method == "svnr":  # K samples run as one batch: K times one chain's working memory
+        fixed, per_width = _SVNR_BYTES_PER_PIXEL
+        width = float(denoiser.model.config()["base_width"])
+        planes, cap = _SVNR_ESTIMATE_MB
+        extra = min(planes * shape[1] * shape[2] * shape[3] * 4.0 / _MIB, cap) if estimate else 0.0
+        return {"bytes_per_pixel": samples * (fixed + per_width * width), "plane_copies": 0.0, "extra_mb": extra,
+                "outputs": 2 if samples > 1 else 1}
     if method == "scoredvi":
         key = f"scoredvi-{preset}"
         return {"bytes_per_pixel": _TILE_BYTES_PER_PIXEL[key], "plane_copies": _PLANE_COPIES["scoredvi"],
@@ -192,13 +216,41 @@ def plan_tile(shape: tuple[int, ...], *, bytes_per_pixel: float, plane_copies: f
     return side
 
 
-def _load(method: str, channels: int, device: torch.device):
+def _load(method: str, channels: int, device: torch.device, svnr_weights=None):
     """Resolve `method` to (name, denoiser) for `channels`-channel images; ScoreDVI gives (name, None)."""
     if method == "scoredvi":
         return method, None
+    if method == "svnr":
+        return method, load_svnr_weights(svnr_weights, channels, device)
     if not isinstance(method, str) or (method not in list_denoisers() and not method.endswith(".safetensors")):
-        raise DenoiselabError(f"unknown denoiser {method!r}; choose scoredvi or one of: {', '.join(list_denoisers())}")
+        raise DenoiselabError(f"unknown denoiser {method!r}; choose scoredvi, svnr or one of: "
+                              f"{', '.join(list_denoisers())}")
     return load_denoiser_for(method, channels, device)
+
+
+def load_svnr_weights(weights=None, channels: int | None = None, device: str | torch.device = "cpu"):
+    """The SVNR model `denoise` uses: the shipped one (`weights` None or "svnr") or a ``.safetensors`` path.
+
+    Checks that it is of kind svnr and takes `channels`-channel images (when given).
+
+    Raises
+    ------
+    DenoiselabError
+        Missing or unreadable weights, a model of another kind, or a channel mismatch.
+    """
+    from os import fspath
+
+    from .svnr.denoise import check_svnr_model
+    from .svnr.weights import load_shipped_svnr
+
+    if weights is not None and not isinstance(weights, str):
+        try:
+            weights = fspath(weights)
+        except TypeError:
+            raise DenoiselabError(f"svnr_weights={weights!r} must be a path to .safetensors weights or None") from None
+    model = load_shipped_svnr("svnr" if weights is None else weights, device=device)
+    check_svnr_model(model, channels)
+    return model
 
 
 def denoise(
@@ -209,6 +261,10 @@ def denoise(
     preset: str = "fast",
     iterations: int | None = None,
     beta: float | str = "auto",
+    read_noise: float | None = None,
+    shot_noise: float | None = None,
+    samples: int = 1,
+    svnr_weights: str | None = None,
     device: str = "auto",
     seed: int = 0,
     tile: int | None = None,
@@ -217,7 +273,7 @@ def denoise(
     return_details: bool = False,
     progress: bool = False,
 ) -> np.ndarray | DenoiseResult:
-    """Denoise an image, or each plane of a stack, with ScoreDVI or a Gaussian denoiser.
+    """Denoise an image, or each plane of a stack, with ScoreDVI, SVNR or a Gaussian denoiser.
 
     Parameters
     ----------
@@ -226,14 +282,17 @@ def denoise(
         [0, 1] (noise may push them slightly outside; data far outside, such as 0-255, is
         refused). C = 1 (gray) or 3 (RGB); P planes of a TIFF stack are denoised one by one.
     method : str, optional
-        ``"scoredvi"`` (default; real-world noise, unknown level) or any name of
-        :func:`denoiselab.list_denoisers` (Gaussian denoisers: ``"bfdncnn-color"`` -
-        swapped for ``"bfdncnn-gray"`` on gray images -, ``"bm3d"``, ``"nlm"``, ``"tv"``,
-        ``"wavelet"``, ...) or a path to ``.safetensors`` weights with their JSON card.
+        ``"scoredvi"`` (default; real-world noise, unknown level), ``"svnr"`` (diffusion
+        posterior sampling for shot + read noise of known or estimated level, RGB only; see
+        :mod:`denoiselab.svnr.denoise`) or any name of :func:`denoiselab.list_denoisers`
+        (Gaussian denoisers: ``"bfdncnn-color"`` - swapped for ``"bfdncnn-gray"`` on gray
+        images -, ``"bm3d"``, ``"nlm"``, ``"tv"``, ``"wavelet"``, ...) or a path to
+        ``.safetensors`` weights with their JSON card.
     sigma : float, optional
         Noise standard deviation on the [0, 1] scale (25/255 ≈ 0.098 for σ = 25 on 0-255),
         for the Gaussian denoisers. None (default) estimates it per plane (Liu et al. PCA,
-        :func:`denoiselab.noise.estimate_sigma`). Blind networks and ScoreDVI ignore it.
+        :func:`denoiselab.noise.estimate_sigma`). Blind networks and ScoreDVI ignore it;
+        SVNR refuses it (give `read_noise` and `shot_noise`).
     preset : {"fast", "paper"}, optional
         ScoreDVI only: "fast" is CPU-sized (≈ 30 s for 256×256 RGB on 2 cores); "paper" is the
         published setting (400 iterations, GPU advised).
@@ -242,12 +301,28 @@ def denoise(
     beta : float or "auto", optional
         ScoreDVI only: rate of the Gamma noise-precision hyperprior, > 0 (0.02 heavy noise,
         0.01 medium, 0.005 light), or "auto" to pick it from the estimated noise level.
+    read_noise, shot_noise : float, optional
+        SVNR only: the read-noise std σ_r and shot-noise coefficient σ_s of the noise model
+        ``σ²(x) = σ_r² + σ_s² · x`` on the LINEAR [0, 1] scale (x = the linear intensity of the
+        sRGB pixel, 1 = white; not the 0-255 scale), each in [0, 1]; typical 0.001-0.2 and
+        0.0001-0.05 (the shipped model's training ranges: a value above warns). Both None
+        (default) estimates them per plane from the image (a fit of σ²(x) = a·x + b on
+        weak-texture patches, :func:`denoiselab.svnr.denoise.estimate_svnr_noise`; rough on
+        natural images, give them when known).
+    samples : int, optional
+        SVNR only: posterior samples K >= 1 (default 1); the output is their mean (taken on
+        the linear scale) and, for K >= 2, their per-pixel std is the uncertainty. Time and
+        tile memory grow linearly with K.
+    svnr_weights : str or path, optional
+        SVNR only: ``.safetensors`` weights of kind svnr with their JSON card (written by
+        ``denoiselab train-svnr``); default the shipped model.
     device : str, optional
         "auto" (a CUDA GPU when present), "cpu", "cuda" or "cuda:N". The classical denoisers
         always run on the CPU.
     seed : int, optional
-        ScoreDVI's seed (networks and samples); the same seed gives the same output on the CPU.
-        The other methods are deterministic.
+        ScoreDVI's seed (networks and samples), SVNR's (ancestral noise; each plane of a stack
+        starts from it afresh); the same seed gives the same output on the CPU (for SVNR: with
+        the same tiling). The other methods are deterministic.
     tile : int, optional
         Side of the square tiles in pixels (> `overlap`). None (default) picks it from
         `max_memory_mb` (see Notes); ScoreDVI's tiles are at most its preset's 512 pixels.
@@ -260,7 +335,7 @@ def denoise(
     return_details : bool, optional
         Return a :class:`DenoiseResult` (uncertainty map, noise level, timing) instead of the array.
     progress : bool, optional
-        Show progress bars on stderr (tiles and planes; ScoreDVI's iterations).
+        Show progress bars on stderr (tiles and planes; ScoreDVI's iterations; SVNR's network calls).
 
     Returns
     -------
@@ -273,7 +348,9 @@ def denoise(
     DenoiselabError
         For a non-float or wrongly shaped image, NaN/inf or 0-255 values, an unknown method, a
         sigma outside [0, 1], a gray/RGB mismatch with the chosen network, bad tile settings, a
-        budget too small for the image, or ScoreDVI options out of range.
+        budget too small for the image, ScoreDVI options out of range, or SVNR options out of
+        range (negative noise, samples < 1, a gray image, missing weights, SVNR options with
+        another method).
 
     Notes
     -----
@@ -293,7 +370,10 @@ def denoise(
     Tiling changes the result only near tile borders, and by little: on a 512×512 photo with
     256-pixel tiles the PSNR moved by 0.0005 dB (BF-DnCNN) and 0.0003 dB (NLM); the tests
     require < 0.05 dB (tests/test_tiling.py). The noise level is estimated on the whole plane,
-    not per tile.
+    not per tile (SVNR: at most its central 4.2 MP). SVNR draws new samples in every tile (one
+    random stream per plane, so the output depends on the tiling as well as the seed) and its
+    UNet normalises features per tile (GroupNorm): on 320² CBSD68 crops with K = 2, 128-pixel
+    tiles scored 0.17 dB above whole images (3 crops; a different seed moved 0.05 dB).
 
     Examples
     --------
@@ -314,11 +394,17 @@ def denoise(
     budget = DEFAULT_MEMORY_MB if max_memory_mb is None else float(max_memory_mb)
     if method == "scoredvi":
         get_preset(preset)  # an unknown preset fails before anything runs
+    read, shot = _check_svnr_options(method, sigma, read_noise, shot_noise, samples, svnr_weights)
     dev = resolve_device(device)
-    name, denoiser = _load(method, stack.shape[3], dev)
+    name, denoiser = _load(method, stack.shape[3], dev, svnr_weights)
+    if name == "svnr":  # again, now with the model's card: warns above its training range
+        from .svnr.denoise import check_svnr_noise
+
+        check_svnr_noise(read, shot, card=denoiser.card, stacklevel=3)
     tile_side = tile
     if tile is None:
-        tile_side = plan_tile(stack.shape, max_memory_mb=budget, overlap=overlap, **_footprint(name, denoiser, preset))
+        footprint = _footprint(name, denoiser, preset, shape=stack.shape, samples=samples, estimate=read is None)
+        tile_side = plan_tile(stack.shape, max_memory_mb=budget, overlap=overlap, **footprint)
         if name == "scoredvi":  # the preset's tile size is also a quality and time setting
             max_side = get_preset(preset).max_side
             tile_side = max_side if tile_side is None else min(tile_side, max_side)
@@ -326,6 +412,9 @@ def denoise(
     if name == "scoredvi":
         out, unc, noise = _run_scoredvi(stack, tile_side, overlap, preset=preset, iterations=iterations, beta=beta,
                                         seed=seed, device=dev, progress=progress, settings=settings)
+    elif name == "svnr":
+        out, unc, noise = _run_svnr(stack, denoiser, read, shot, samples, tile_side, overlap, seed=seed,
+                                    progress=progress, settings=settings)
     else:
         out, noise = _run_gaussian(stack, name, denoiser, sigma, tile_side, overlap, device=dev, progress=progress,
                                    settings=settings)
@@ -338,6 +427,25 @@ def denoise(
         return x_hat
     return DenoiseResult(image=x_hat, uncertainty=None if unc is None else restore(unc), noise=noise, method=name,
                          settings=settings, seconds=time.perf_counter() - start)
+
+
+def _check_svnr_options(method, sigma, read_noise, shot_noise, samples, svnr_weights):
+    """SVNR's options: valid for method "svnr", absent for the others. Returns (read, shot), None = estimate."""
+    from .svnr.denoise import check_samples, check_svnr_noise
+
+    if method != "svnr":
+        given = [name for name, value, default in (("read_noise", read_noise, None), ("shot_noise", shot_noise, None),
+                                                    ("samples", samples, 1), ("svnr_weights", svnr_weights, None))
+                 if value is not default and value != default]
+        if given:
+            raise DenoiselabError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for method='svnr'; "
+                                  f"{method} does not take {'it' if len(given) == 1 else 'them'}")
+        return None, None
+    if sigma is not None:
+        raise DenoiselabError("sigma is for the Gaussian denoisers; svnr takes read_noise and shot_noise "
+                              "(linear [0, 1] scale), or neither to estimate them")
+    check_samples(samples)
+    return check_svnr_noise(read_noise, shot_noise)
 
 
 def _restore_shape(image: np.ndarray):
@@ -428,3 +536,62 @@ def _run_scoredvi(stack: np.ndarray, tile: int | None, overlap: int, *, preset: 
             noise[key].append(float(res.record[key][0]))
         del res
     return out, unc, noise
+
+
+def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, samples: int, tile: int | None,
+              overlap: int, *, seed: int, progress: bool, settings: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    from tqdm.auto import tqdm
+
+    from .svnr.denoise import check_svnr_noise, sample_mean_std
+
+    n_planes, h, w, _ = stack.shape
+    side, overlap = (max(h, w), 0) if tile is None else (tile, overlap)
+    n_tiles = count_tiles(h, w, side, overlap)
+    settings.update(device=str(next(model.model.parameters()).device), n_tiles=n_tiles, samples=samples,
+                    noise_source="estimated" if read is None else "given", weights=model.card.get("name"))
+    out = np.empty(stack.shape, dtype=np.float32)
+    out.fill(0.0)  # touched now (see _run_gaussian)
+    unc = None
+    if samples > 1:
+        unc = np.empty(stack.shape, dtype=np.float32)
+        unc.fill(0.0)
+    noise: dict[str, list[float]] = {"read": [], "shot": []}
+    calls = 0
+    show = progress and n_planes * n_tiles > 1
+    with tqdm(total=n_planes * n_tiles, desc="svnr", unit="tile" if n_tiles > 1 else "plane", disable=not show) as bar:
+        for p in range(n_planes):
+            y = torch.from_numpy(stack[p]).permute(2, 0, 1)[None]  # (1, C, H, W) view, no copy
+            if read is None:
+                r, s = _estimate_svnr_noise_for_caller(y)
+                check_svnr_noise(r, s, card=model.card, stacklevel=4)  # warns above the training range
+            else:
+                r, s = read, shot
+            noise["read"].append(r)
+            noise["shot"].append(s)
+            gen = torch.Generator().manual_seed(int(seed))  # each plane afresh: a plane alone gives the same result
+
+            def run_tile(t: torch.Tensor, r=r, s=s, gen=gen):
+                nonlocal calls
+                mean, std, n, _ = sample_mean_std(t, model, [r], [s], samples=samples, generator=gen, progress=progress)
+                calls = max(calls, n)
+                bar.update()
+                return mean if std is None else (mean, std)
+
+            target = torch.from_numpy(out[p]).permute(2, 0, 1)[None]
+            if unc is not None:
+                target = (target, torch.from_numpy(unc[p]).permute(2, 0, 1)[None])
+            denoise_tiled(run_tile, y, side, overlap, out=target)
+    settings["calls"] = calls
+    return out, unc, noise
+
+
+def _estimate_svnr_noise_for_caller(y: torch.Tensor) -> tuple[float, float]:
+    """:func:`denoiselab.svnr.denoise.estimate_svnr_noise` with its warnings pointing at the caller of :func:`denoise`."""
+    from .svnr.denoise import estimate_svnr_noise
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read, shot = estimate_svnr_noise(y)
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=4)  # here -> _run_svnr -> denoise -> caller
+    return read, shot

@@ -23,7 +23,8 @@ class DenoiseOptions:
     Attributes
     ----------
     method : str
-        ``"scoredvi"`` or a name of :func:`denoiselab.list_denoisers` (or a ``.safetensors`` path).
+        ``"scoredvi"``, ``"svnr"`` or a name of :func:`denoiselab.list_denoisers` (or a
+        ``.safetensors`` path).
     sigma255 : float or None
         Noise std on the 0–255 scale for the Gaussian denoisers; None estimates it per image.
     preset : {"fast", "paper"}
@@ -33,7 +34,13 @@ class DenoiseOptions:
     beta : float or "auto"
         ScoreDVI's Gamma hyperprior rate.
     seed : int
-        ScoreDVI's seed.
+        ScoreDVI's and SVNR's seed.
+    read_noise, shot_noise : float or None
+        SVNR's σ_r and σ_s on the linear [0, 1] scale (not 0–255); both None estimates them per image.
+    samples : int
+        SVNR's number of posterior samples (their mean is the output; >= 2 gives an uncertainty map).
+    svnr_weights : str or None
+        SVNR weights (a ``.safetensors`` path); None: the shipped model.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; resolved where the image is denoised
         (on a Ray worker, ``"auto"`` takes the GPU Ray gave the task, if any).
@@ -59,10 +66,37 @@ class DenoiseOptions:
     overlap: int = 32
     max_memory_mb: float | None = None
     bit_depth: int | None = None
+    read_noise: float | None = None
+    shot_noise: float | None = None
+    samples: int = 1
+    svnr_weights: str | None = None
 
     def to_dict(self) -> dict:
-        """The options as a JSON-ready dict (what a manifest records and compares on resume)."""
-        return asdict(self)
+        """The options as a JSON-ready dict (what a manifest records and compares on resume).
+
+        SVNR's options appear only when the method is svnr: the records of the other methods
+        keep the keys they had before SVNR existed, so their batches still resume.
+        """
+        d = asdict(self)
+        if self.method != "svnr":
+            for key in _SVNR_OPTIONS:
+                d.pop(key)
+        return d
+
+
+_SVNR_OPTIONS = {"read_noise": None, "shot_noise": None, "samples": 1, "svnr_weights": None}
+
+
+def gives_uncertainty(options: DenoiseOptions) -> bool:
+    """Whether `options` make an uncertainty map: ScoreDVI, or SVNR with 2 or more samples."""
+    return options.method == "scoredvi" or (options.method == "svnr" and options.samples >= 2)
+
+
+def uncertainty_refusal(options: DenoiseOptions) -> str:
+    """The one-line reason why `options` give no uncertainty map (for the error message)."""
+    if options.method == "svnr":
+        return f"svnr gives an uncertainty map only with 2 or more samples (--samples K, K >= 2; got {options.samples})"
+    return f"an uncertainty map needs --method scoredvi, or svnr with --samples 2 or more; {options.method} gives none"
 
 
 @dataclass
@@ -97,7 +131,8 @@ class Task:
     options : DenoiseOptions
         How to denoise it.
     uncertainty : str or None
-        Where to write ScoreDVI's posterior std (float32 TIFF), or None.
+        Where to write the posterior std (ScoreDVI; SVNR with 2 or more samples) as a float32
+        TIFF, or None.
     """
 
     input: str
@@ -110,7 +145,8 @@ def check_options(options: DenoiseOptions, *, check_device: bool = True) -> None
     """Fail once, before a batch starts, for options that would fail on every image.
 
     Checks the method name (and loads a ``.safetensors`` file's weights to check them), the
-    preset, iterations, beta, tile settings and memory budget; and the device,
+    preset, iterations, beta, SVNR's noise, samples and weights (loaded to check them; SVNR's
+    options with another method are refused), tile settings and memory budget; and the device,
     unless `check_device` is False (a Ray driver may have no GPU while its workers do).
 
     Parameters
@@ -132,8 +168,10 @@ def check_options(options: DenoiseOptions, *, check_device: bool = True) -> None
     method = options.method
     if method.endswith(".safetensors"):
         load_denoiser(method)  # missing file, missing card, wrong shapes: one clear error now
-    elif method != "scoredvi" and method not in list_denoisers():
-        raise DenoiselabError(f"unknown denoiser {method!r}; choose scoredvi or one of: {', '.join(list_denoisers())}")
+    elif method not in ("scoredvi", "svnr") and method not in list_denoisers():
+        raise DenoiselabError(f"unknown denoiser {method!r}; choose scoredvi, svnr or one of: "
+                              f"{', '.join(list_denoisers())}")
+    _check_svnr_options(options)
     if options.preset not in PRESETS:
         raise DenoiselabError(f"unknown preset {options.preset!r}; choose one of {', '.join(PRESETS)}")
     if options.iterations is not None and options.iterations < 1:
@@ -146,6 +184,26 @@ def check_options(options: DenoiseOptions, *, check_device: bool = True) -> None
         raise DenoiselabError(f"max_memory_mb={options.max_memory_mb} must be a positive number of MiB")
     if check_device:
         resolve_device(options.device)
+
+
+def _check_svnr_options(options: DenoiseOptions) -> None:
+    from ..api import load_svnr_weights
+    from ..svnr.denoise import check_samples, check_svnr_noise
+
+    flags = {"read_noise": "--read-noise", "shot_noise": "--shot-noise", "samples": "--samples",
+             "svnr_weights": "--svnr-weights"}
+    if options.method != "svnr":
+        given = [flags[k] for k, default in _SVNR_OPTIONS.items() if getattr(options, k) != default]
+        if given:
+            raise DenoiselabError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --method svnr, "
+                                  f"not {options.method}")
+        return
+    if options.sigma255 is not None:
+        raise DenoiselabError("--sigma is for the Gaussian denoisers; svnr takes --read-noise and --shot-noise "
+                              "(linear [0, 1] scale) or --noise auto")
+    check_samples(options.samples, name="--samples ")
+    check_svnr_noise(options.read_noise, options.shot_noise, names=("--read-noise ", "--shot-noise "))
+    load_svnr_weights(options.svnr_weights)  # missing or wrong weights: one clear error now
 
 
 def output_depth(requested: int | None, input_depth: int, output: Path, channels: int) -> int:
@@ -236,7 +294,8 @@ def denoise_file(
     options : DenoiseOptions
         Method and settings.
     uncertainty : str or path-like, optional
-        ScoreDVI only: also write the per-pixel posterior std, averaged over channels. A .tif
+        ScoreDVI, or SVNR with ``samples >= 2``: also write the per-pixel posterior std (SVNR:
+        the std of its samples), averaged over channels. A .tif
         holds it exactly (float32 on the [0, 1] scale); a .png/.jpg holds it divided by its
         maximum, for viewing (the record's ``uncertainty_scale`` gives the divisor).
     protect : iterable of str or path-like, optional
@@ -251,7 +310,8 @@ def denoise_file(
         paths or None), ``status`` ("ok"), ``message`` (None), ``method`` (the one that ran),
         ``settings`` (`options` as a dict), ``run`` (device, tiles, ... as reported by
         :func:`denoiselab.denoise`), ``noise`` (``sigma255`` per plane for Gaussian denoisers;
-        ``delta255``, ``lam``, ``beta`` for ScoreDVI), ``seconds`` (the denoising call),
+        ``delta255``, ``lam``, ``beta`` for ScoreDVI; ``read``, ``shot`` on the linear [0, 1]
+        scale for SVNR), ``seconds`` (the denoising call),
         ``finished`` (UTC time), ``host``.
 
     Raises
@@ -259,7 +319,7 @@ def denoise_file(
     DenoiselabError
         For anything the user can fix: unreadable or unsupported input, a bad option, an
         output that is the input or cannot be written (missing or read-only folder, full disk),
-        ``uncertainty`` with a method other than ScoreDVI. No output file is left behind.
+        ``uncertainty`` with a method that gives none. No output file is left behind.
     """
     from ..api import denoise
     from ..io import read_image, same_file, write_image
@@ -268,10 +328,8 @@ def denoise_file(
     target = Path(os.path.abspath(os.fspath(output_path)))
     std_path = Path(os.path.abspath(os.fspath(uncertainty))) if uncertainty is not None else None
     guarded = [source, *map(Path, protect)]
-    if std_path is not None and options.method != "scoredvi":
-        raise DenoiselabError(
-            f"an uncertainty map needs --method scoredvi; {options.method} gives none (leave out --uncertainty)"
-        )
+    if std_path is not None and not gives_uncertainty(options):
+        raise DenoiselabError(f"{uncertainty_refusal(options)} (leave out --uncertainty)")
     check_output(target, protect=guarded)  # fail before the (possibly long) computation, not after it
     if std_path is not None:
         check_output(std_path, protect=guarded, what="uncertainty map")
@@ -279,12 +337,8 @@ def denoise_file(
             raise DenoiselabError(f"the output and the uncertainty map would both be {target}; choose two paths")
     image = read_image(source)
     depth = output_depth(options.bit_depth, image.bit_depth, target, image.array.shape[-1])
-    sigma = None if options.sigma255 is None else options.sigma255 / 255
     try:
-        result = denoise(image.array, options.method, sigma=sigma, preset=options.preset,
-                         iterations=options.iterations, beta=options.beta, device=options.device, seed=options.seed,
-                         tile=options.tile, overlap=options.overlap, max_memory_mb=options.max_memory_mb,
-                         return_details=True, progress=progress)
+        result = denoise(image.array, options.method, **api_options(options), return_details=True, progress=progress)
     except DenoiselabError as err:  # name the file: in a batch, the message is all the user sees of it
         raise DenoiselabError(f"cannot denoise {source}: {err}") from err
     write_image(target, result.image, bit_depth=depth, metadata=image.metadata, protect=guarded)
@@ -299,6 +353,17 @@ def denoise_file(
             target.unlink(missing_ok=True)  # the image and its map: both or neither
             raise
     return FileResult(record=record, image=image, result=result)
+
+
+def api_options(options: DenoiseOptions) -> dict:
+    """The keyword arguments of :func:`denoiselab.denoise` that `options` set (all but method and bit depth)."""
+    kw = {"sigma": None if options.sigma255 is None else options.sigma255 / 255, "preset": options.preset,
+          "iterations": options.iterations, "beta": options.beta, "device": options.device, "seed": options.seed,
+          "tile": options.tile, "overlap": options.overlap, "max_memory_mb": options.max_memory_mb}
+    if options.method == "svnr":
+        kw.update(read_noise=options.read_noise, shot_noise=options.shot_noise, samples=options.samples,
+                  svnr_weights=options.svnr_weights)
+    return kw
 
 
 def _write_std(path: Path, std: np.ndarray, protect: list[Path]) -> dict:

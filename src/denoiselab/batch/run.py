@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import DenoiselabError
 from .executors import LocalExecutor, RayExecutor, make_executor
 from .files import expand_inputs, make_folder, plan_outputs
-from .job import DenoiseOptions, Task
+from .job import DenoiseOptions, Task, gives_uncertainty, uncertainty_refusal
 from .manifest import Manifest, is_done, latest_records, remove_stale_temp_files
 
 
@@ -79,10 +79,10 @@ def plan_batch(
     DenoiselabError
         For a missing input, an empty folder, a pattern matching nothing, a folder that cannot
         be created or written, two outputs with one name, an output that is an input, or an
-        uncertainty folder with a method other than ScoreDVI.
+        uncertainty folder with a method that gives no map (ScoreDVI and SVNR with samples >= 2 do).
     """
-    if uncertainty_dir is not None and options.method != "scoredvi":
-        raise DenoiselabError(f"uncertainty maps need --method scoredvi; {options.method} gives none")
+    if uncertainty_dir is not None and not gives_uncertainty(options):
+        raise DenoiselabError(uncertainty_refusal(options))
     files = expand_inputs([os.fspath(p) for p in inputs])
     out = make_folder(Path(os.path.abspath(os.fspath(out_dir))))
     outputs = plan_outputs(files, out, fmt)

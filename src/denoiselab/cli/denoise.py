@@ -32,6 +32,14 @@ that denoiselab, not the shell, expands them.
 The output keeps the input's bit depth where the format holds it (JPEG is 8-bit; PNG is 16-bit
 for gray only) unless --bit-depth says otherwise; every file is written atomically and never
 over an input.
+
+--method svnr is a diffusion denoiser for shot + read noise in RGB photos. It needs the noise:
+--read-noise R --shot-noise S, stds on the LINEAR [0, 1] scale (a pixel of linear intensity x
+has noise std sqrt(R^2 + S^2 x); typical R 0.001-0.2, S 0.0001-0.05), or --noise auto to
+estimate them from the image (a rough estimate; printed). --samples K averages K posterior
+samples (--uncertainty then writes their std, K >= 2); time and memory grow with K. The number
+of network calls is set by the noise, not chosen (1 for R 0.01/S 0.02, 12 for 0.1/0.05, 25 for
+0.2/0.05), so there is no --steps.
 """
 
 
@@ -58,13 +66,16 @@ def _beta(text: str) -> float | str:
 
 
 def add_method_options(p: argparse.ArgumentParser) -> None:
-    """The options shared by ``denoise`` and ``report``: method, noise level, device, ScoreDVI, tiling."""
+    """The options shared by ``denoise`` and ``report``: method, noise level, device, ScoreDVI, SVNR, tiling."""
     p.add_argument("--method", default="scoredvi",
-                   help="scoredvi (real-world noise, the default), a Gaussian denoiser from `denoiselab list` "
-                        "(bfdncnn-color is swapped for bfdncnn-gray on gray images) or a .safetensors file with its "
-                        "JSON card beside it")
-    p.add_argument("--sigma", type=sigma255, default="auto", help=SIGMA_HELP + "; blind networks and scoredvi ignore it")
+                   help="scoredvi (real-world noise, the default), svnr (diffusion, shot + read noise, RGB), a Gaussian "
+                        "denoiser from `denoiselab list` (bfdncnn-color is swapped for bfdncnn-gray on gray images) or "
+                        "a .safetensors file with its JSON card beside it")
+    p.add_argument("--sigma", type=sigma255, default="auto",
+                   help=SIGMA_HELP + "; blind networks and scoredvi ignore it, svnr takes --read-noise/--shot-noise")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of scoredvi's networks and samples and of svnr's sampler (same seed, same output)")
     s = p.add_argument_group("scoredvi")
     s.add_argument("--preset", default="fast", choices=("fast", "paper"),
                    help="fast: CPU-sized (about 30 s for 256x256 RGB on 2 cores); paper: the published setting "
@@ -72,7 +83,18 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--iterations", type=int, help="override the preset's iteration count")
     s.add_argument("--beta", default="auto", help="Gamma hyperprior rate: 0.02 heavy noise, 0.01 medium, "
                                                   "0.005 light, or auto (from the estimated noise)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the networks and samples (same seed, same output)")
+    v = p.add_argument_group("svnr (noise on the LINEAR [0, 1] scale: std sqrt(R^2 + S^2 x) at linear intensity x)")
+    v.add_argument("--read-noise", type=float, metavar="R",
+                   help="read-noise std R, 0..1 (typical 0.001-0.2); with --shot-noise")
+    v.add_argument("--shot-noise", type=float, metavar="S",
+                   help="shot-noise coefficient S, 0..1 (typical 0.0001-0.05); with --read-noise")
+    v.add_argument("--noise", choices=("auto",),
+                   help="auto: estimate R and S from the image instead (rough; printed)")
+    v.add_argument("--samples", type=int, default=1, metavar="K",
+                   help="posterior samples to average (default 1); K >= 2 also gives --uncertainty; time and memory "
+                        "grow with K")
+    v.add_argument("--svnr-weights", metavar="FILE.safetensors",
+                   help="SVNR weights of kind svnr with their JSON card (default: the shipped model)")
     t = p.add_argument_group("memory")
     t.add_argument("--tile", type=int, metavar="PX", help="denoise in overlapping square tiles of this side "
                    "(default: chosen from --max-memory-mb; whole image when it fits)")
@@ -91,7 +113,8 @@ def add_denoise_parser(sub) -> None:
     add_method_options(d)
     d.add_argument("--bit-depth", type=int, choices=(8, 16, 32), help="bits per sample of the output (default: the input's)")
     d.add_argument("--uncertainty", type=Path, metavar="MAP",
-                   help="scoredvi: also write the per-pixel posterior std (mean over channels): exact float32 in a .tif, "
+                   help="scoredvi, or svnr with --samples 2 or more: also write the per-pixel posterior std (svnr: the std "
+                        "of its samples; mean over channels): exact float32 in a .tif, "
                         "scaled to its maximum for viewing in a .png/.jpg (the scale is printed). In a batch MAP is a "
                         "folder (created if missing; may be the output folder) of float32 <name>_std.tif files")
     b = d.add_argument_group("batch")
@@ -119,7 +142,8 @@ def add_report_parser(sub) -> None:
         "report", help="denoise one image and write a self-contained HTML report with a PNG figure",
         description="Denoise INPUT (or take an already denoised image with --denoised) and write an HTML page with "
                     "everything embedded (images as base64 PNG, no external links) and a PNG figure: noisy, denoised, "
-                    "ScoreDVI's posterior std with a colour bar (other methods have none), |noisy - denoised|, zoomed "
+                    "the posterior std with a colour bar (ScoreDVI, or svnr with --samples 2 or more; other methods have "
+                    "none), |noisy - denoised|, zoomed "
                     "crops, and the numbers (method, estimated noise, seconds, PSNR/SSIM with --reference).")
     r.add_argument("input", type=Path, help="noisy image")
     r.add_argument("-o", "--output", type=Path, required=True, metavar="PAGE.html", help="the HTML report")
@@ -132,13 +156,33 @@ def add_report_parser(sub) -> None:
     add_method_options(r)
 
 
+def _svnr_noise(args) -> tuple[float | None, float | None]:
+    """``--read-noise``/``--shot-noise``/``--noise auto`` as (read, shot); (None, None) is auto."""
+    given = args.read_noise is not None or args.shot_noise is not None
+    if args.method != "svnr":
+        if args.noise:
+            raise DenoiselabError(f"--noise auto goes with --method svnr (for {args.method}, --sigma auto)")
+        return args.read_noise, args.shot_noise  # refused by check_options, naming the flags
+    if args.noise == "auto":
+        if given:
+            raise DenoiselabError("--noise auto estimates the read and shot noise; leave out --read-noise/--shot-noise, "
+                                  "or give both and leave out --noise auto")
+        return None, None
+    if args.read_noise is None or args.shot_noise is None:
+        raise DenoiselabError("svnr needs the noise: --read-noise R --shot-noise S (stds on the linear [0, 1] scale, "
+                              "e.g. 0.05 and 0.02), or --noise auto to estimate them from the image")
+    return args.read_noise, args.shot_noise
+
+
 def _options(args, *, check_device: bool = True):
     from ..batch.job import DenoiseOptions, check_options
 
+    read, shot = _svnr_noise(args)
     options = DenoiseOptions(method=args.method, sigma255=args.sigma, preset=args.preset, iterations=args.iterations,
                              beta=_beta(args.beta), seed=args.seed, device=args.device, tile=args.tile,
                              overlap=args.overlap, max_memory_mb=args.max_memory_mb,
-                             bit_depth=getattr(args, "bit_depth", None))
+                             bit_depth=getattr(args, "bit_depth", None), read_noise=read, shot_noise=shot,
+                             samples=args.samples, svnr_weights=args.svnr_weights)
     check_options(options, check_device=check_device)
     return options
 
@@ -156,6 +200,12 @@ def describe(record: dict) -> str:
         lam = ", ".join(f"{v:g}" for v in noise.get("lam", []))
         return (f"{record['output']}: scoredvi {run.get('preset')}, {run.get('iterations')} iterations, "
                 f"noise delta {delta}/255, lambda {lam}, {record['seconds']:.1f} s")
+    if record["method"] == "svnr":
+        pairs = "; ".join(f"read {r:.4g}, shot {s:.4g}" for r, s in zip(noise.get("read", []), noise.get("shot", [])))
+        k = run.get("samples")
+        return (f"{record['output']}: svnr, {k} sample{'' if k == 1 else 's'}, {run.get('calls')} network calls, "
+                f"noise {run.get('noise_source')} (linear [0, 1] scale): {pairs}, {record['seconds']:.1f} s on "
+                f"{run.get('device')}")
     sigmas = noise.get("sigma255", [])
     sigma = f", sigma {sum(sigmas) / len(sigmas):.1f}/255" if sigmas else ""
     return f"{record['output']}: {record['method']}{sigma}, {record['seconds']:.1f} s on {run.get('device')}"
@@ -216,10 +266,11 @@ def _denoise_one(args) -> int:
     print(describe(record))
     if record.get("uncertainty"):
         scale = record["uncertainty_scale"]
+        what = "posterior std" if record["method"] != "svnr" else f"std of the {record['run']['samples']} posterior samples"
         if str(record["uncertainty"]).lower().endswith((".tif", ".tiff")):
-            print(f"{record['uncertainty']}: posterior std, float32 on the [0, 1] scale")
+            print(f"{record['uncertainty']}: {what}, float32 on the [0, 1] scale")
         else:
-            print(f"{record['uncertainty']}: posterior std / {scale:.4g} (white = {scale * 255:.2f} on 0-255)")
+            print(f"{record['uncertainty']}: {what} / {scale:.4g} (white = {scale * 255:.2f} on 0-255)")
     noisy, result = done.image.array, done.result
     if reference is not None:
         scores = compare_to_reference(noisy, result.image, reference)
@@ -326,13 +377,10 @@ def cmd_report(args) -> int:
                              figure_path=figure, protect=[source, args.denoised])
     else:
         from ..api import denoise
+        from ..batch.job import api_options
 
         options = _options(args)
-        sigma = None if options.sigma255 is None else options.sigma255 / 255
-        result = denoise(noisy, options.method, sigma=sigma, preset=options.preset, iterations=options.iterations,
-                         beta=options.beta, device=options.device, seed=options.seed, tile=options.tile,
-                         overlap=options.overlap, max_memory_mb=options.max_memory_mb, return_details=True,
-                         progress=_progress())
+        result = denoise(noisy, options.method, **api_options(options), return_details=True, progress=_progress())
         paths = _write_report(args.output, figure, source, noisy, result, reference, protect=[source])
     print(f"{paths['html']}: report (figure {paths['figure']})")
     return 0

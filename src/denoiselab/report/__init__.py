@@ -1,7 +1,8 @@
 """A look at one denoising result: a self-contained HTML page and a PNG figure.
 
-The figure shows the noisy image, the denoised image, ScoreDVI's per-pixel posterior standard
-deviation when there is one (other methods have none, so the figure shows only the next map),
+The figure shows the noisy image, the denoised image, the per-pixel posterior standard
+deviation when there is one (ScoreDVI's, or the spread of SVNR's samples; other methods have
+none, so the figure shows only the next map),
 the absolute difference ``|noisy - denoised|`` (the noise the method removed), each with a
 colour bar, and a second row with the same panels zoomed on the most detailed part of the
 image. The HTML page embeds that figure and the two images as base64 PNG, with the numbers

@@ -43,6 +43,8 @@ _NOISE_LABELS = {
     "delta255": ("noise δ (ScoreDVI estimate), 0–255", 1.0),
     "lam": ("prior weight λ", 1.0),
     "beta": ("Gamma rate β", 1.0),
+    "read": ("read noise σ_r, linear [0, 1]", 1.0),
+    "shot": ("shot noise σ_s, linear [0, 1]", 1.0),
 }
 
 
@@ -208,8 +210,8 @@ def render_html(
     shown = f"{w} × {h}" if max(h, w) <= MAX_EMBED_SIDE else f"downscaled to at most {MAX_EMBED_SIDE} pixels, from {w} × {h}"
     # Small images are shown at least 256 pixels wide (pixelated), larger ones at their own size.
     width = 256 if max(h, w) < 256 else None
-    map_note = ("posterior std (ScoreDVI's per-pixel uncertainty) and " if std is not None
-                else "no uncertainty map (only ScoreDVI gives one); ")
+    map_note = ("posterior std (per-pixel uncertainty: ScoreDVI's, or the spread of SVNR's samples) and " if std is not None
+                else "no uncertainty map (ScoreDVI and SVNR with several samples give one); ")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',

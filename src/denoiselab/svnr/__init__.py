@@ -22,6 +22,7 @@ Typical use, on sRGB images in [0, 1] (the sampler works on the linear scale)::
     x_hat_srgb = to_srgb(x_hat, white_level=1.0)
 """
 
+from .denoise import denoise_svnr, estimate_svnr_noise
 from .diffusion import (DiffusionSample, conditional_timesteps, conditional_training_sample, reverse_step,
                         sample_conditional, sample_svnr, training_sample)
 from .noise import (add_svnr_noise, draw_noise_params, estimate_variance, linear_to_srgb, make_noisy_batch,
@@ -37,5 +38,6 @@ __all__ = [
     "SVNRUNet", "time_features",
     "DiffusionSample", "training_sample", "conditional_training_sample", "reverse_step", "sample_svnr",
     "sample_conditional", "conditional_timesteps",
+    "denoise_svnr", "estimate_svnr_noise",
     "KINDS", "SVNRConfig", "SVNRModel", "training_loss", "evaluate_svnr", "train_svnr", "load_svnr",
 ]
