@@ -8,7 +8,8 @@ The most used entry points, importable from the top level::
     result = denoiselab.scoredvi(noisy)                     # .image, .variance, .record
 
 Everything else lives in the subpackages: ``io``, ``noise``, ``metrics``, ``denoisers``,
-``training``, ``scoredvi``, ``bench``, ``tiling``, ``interop``.
+``training``, ``scoredvi``, ``physics``, ``optim``, ``sampling``, ``svnr``, ``bench``, ``tiling``,
+``interop``.
 """
 
 import types
