@@ -53,7 +53,7 @@ import torch
 
 from denoiselab.bench.tables import markdown_table, provenance, read_csv, result_stem, write_csv
 from denoiselab.datasets import center_crop
-from denoiselab.denoisers import load_denoiser_for, with_noise_level
+from denoiselab.denoisers import CountedDenoiser, load_denoiser_for, with_noise_level
 from denoiselab.io import atomic_write, read_image, to_tensor
 from denoiselab.metrics import psnr, ssim
 from denoiselab.optim import (dpir_sigmas, solve_pnp_admm, solve_pnp_hqs, solve_red_fixed_point,
@@ -80,16 +80,6 @@ def make_operator(task: str, shape: tuple[int, ...], seed: int):
     mask = random_pixel_mask((1, 1, *shape[-2:]), 0.5, generator=torch.Generator().manual_seed(seed))
     return Inpainting(mask)
 
-
-class Counted:
-    """A denoiser that counts its calls (the cost unit every solver shares)."""
-
-    def __init__(self, denoiser):
-        self.denoiser, self.calls = denoiser, 0
-
-    def __call__(self, x, sigma):
-        self.calls += 1
-        return self.denoiser(x, sigma)
 
 
 # ---------------------------------------------------------------- our solvers
@@ -200,7 +190,7 @@ def run(items, tasks, with_deepinv: bool, prior_modes: tuple[str, ...], only: li
                 runs += [("deepinv", "inject", solver_name, solve) for solver_name, solve in deepinv_solvers(op, y, physics)
                          if only is None or solver_name in only]
             for impl, mode, solver_name, solve in runs:
-                prior = Counted(with_noise_level(base, seed=seed) if mode == "inject" else base)
+                prior = CountedDenoiser(with_noise_level(base, seed=seed) if mode == "inject" else base)
                 denoiser = DeepinvDenoiser(prior) if impl == "deepinv" else prior
                 start = time.perf_counter()
                 with torch.no_grad():

@@ -24,22 +24,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from denoiselab.bench.tables import markdown_table, provenance, result_stem, write_csv  # noqa: E402
-from denoiselab.denoisers import load_denoiser  # noqa: E402
+from denoiselab.denoisers import CountedDenoiser, load_denoiser  # noqa: E402
 from denoiselab.io import atomic_write  # noqa: E402
 from denoiselab.sampling import sample_annealed_langevin, sample_implicit_prior  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-class Counted:
-    """A denoiser that counts its calls."""
-
-    def __init__(self, denoiser):
-        self.denoiser, self.calls = denoiser, 0
-
-    def __call__(self, x, sigma):
-        self.calls += 1
-        return self.denoiser(x, sigma)
 
 
 def main() -> None:
@@ -79,7 +69,7 @@ def main() -> None:
     for prior, channels in (("bfdncnn-gray", 1), ("bfdncnn-color", 3)):
         denoiser = load_denoiser(prior, device=args.device)
         for method, (settings, draw) in methods.items():
-            counted, steps = Counted(denoiser), torch.zeros(args.n, dtype=torch.long)
+            counted, steps = CountedDenoiser(denoiser), torch.zeros(args.n, dtype=torch.long)
             start, cpu = time.perf_counter(), time.process_time()
             x = draw(counted, (args.n, channels, args.size, args.size), steps)
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu

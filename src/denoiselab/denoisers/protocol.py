@@ -27,6 +27,25 @@ class Denoiser(Protocol):
     def __call__(self, y: Tensor, sigma: float | Tensor) -> Tensor: ...
 
 
+class CountedDenoiser:
+    """``denoiser`` that counts its calls: the cost unit every solver and sampler shares.
+
+    Examples
+    --------
+    >>> d = CountedDenoiser(lambda y, sigma: y)
+    >>> _ = d(torch.zeros(1, 1, 2, 2), 0.1); _ = d(torch.zeros(1, 1, 2, 2), 0.1)
+    >>> d.calls
+    2
+    """
+
+    def __init__(self, denoiser) -> None:
+        self.denoiser, self.calls = denoiser, 0
+
+    def __call__(self, y: Tensor, sigma: float | Tensor) -> Tensor:
+        self.calls += 1
+        return self.denoiser(y, sigma)
+
+
 def as_sigma(sigma: float | Tensor, y: Tensor) -> Tensor:
     """Turn any accepted form of `sigma` into a tensor that broadcasts against `y` (B, C, H, W).
 
