@@ -96,7 +96,7 @@ def ours(op, y):
 
 # ---------------------------------------------------------------- deepinv's
 
-def deepinv_physics(op, task: str, x: torch.Tensor):
+def deepinv_physics(op, x: torch.Tensor):
     """deepinv's own operator for `op` if it reproduces ours within 1e-5, else ours wrapped; and its label."""
     import deepinv as dinv
 
@@ -111,7 +111,8 @@ def deepinv_physics(op, task: str, x: torch.Tensor):
     for label, build in candidates:
         try:
             physics = build()
-            if physics.A(probe).shape == op.A(probe).shape and float((physics.A(probe) - op.A(probe)).abs().max()) < 1e-5:
+            theirs, mine = physics.A(probe), op.A(probe)
+            if theirs.shape == mine.shape and float((theirs - mine).abs().max()) < 1e-5:
                 return physics, label
         except Exception:  # noqa: BLE001 - a candidate that does not fit falls back to the wrapper
             pass
@@ -177,7 +178,8 @@ def run(items, tasks, with_deepinv: bool, prior_modes: tuple[str, ...], only: li
                 x = x[..., : x.shape[-2] // 3 * 3, : x.shape[-1] // 3 * 3]
             seed = 1000 * index + task_index
             op = make_operator(task, x.shape, seed)
-            y = op.A(x) + SIGMA * torch.randn(op.A(x).shape, generator=torch.Generator().manual_seed(seed))
+            ax = op.A(x)
+            y = ax + SIGMA * torch.randn(ax.shape, generator=torch.Generator().manual_seed(seed))
             start_psnr = float(psnr(op.initial_estimate(y).clamp(0, 1), x).mean())
             runs = [("denoiselab", mode, solver_name, solve) for mode in prior_modes
                     for solver_name, solve in ours(op, y)
@@ -186,7 +188,7 @@ def run(items, tasks, with_deepinv: bool, prior_modes: tuple[str, ...], only: li
             if with_deepinv:
                 from denoiselab.interop import DeepinvDenoiser
 
-                physics, physics_label = deepinv_physics(op, task, x)
+                physics, physics_label = deepinv_physics(op, x)
                 runs += [("deepinv", "inject", solver_name, solve) for solver_name, solve in deepinv_solvers(op, y, physics)
                          if only is None or solver_name in only]
             for impl, mode, solver_name, solve in runs:

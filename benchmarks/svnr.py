@@ -68,6 +68,7 @@ def methods(models: dict, *, long_steps: int, short_steps: int):
 
 def run(items, models, *, long_steps: int, short_steps: int, long_limit: int) -> list[dict]:
     rows = []
+    solvers = list(methods(models, long_steps=long_steps, short_steps=short_steps))  # loads the networks once
     per_set: dict[str, int] = defaultdict(int)
     for index, (dataset, name, x_srgb) in enumerate(items):
         per_set[dataset] += 1
@@ -76,8 +77,7 @@ def run(items, models, *, long_steps: int, short_steps: int, long_limit: int) ->
             seed = 100 * index + level_index
             y, _ = add_svnr_noise(x_lin, read, shot, generator=torch.Generator().manual_seed(seed))
             sigma2 = estimate_variance(y, read, shot)
-            scored = [("noisy", lambda *_: (y, 0))] + list(methods(models, long_steps=long_steps, short_steps=short_steps))
-            for method, solve in scored:
+            for method, solve in [("noisy", lambda *_: (y, 0))] + solvers:
                 if method.endswith(f"{long_steps} steps") and per_set[dataset] > long_limit:
                     continue
                 start = time.perf_counter()
