@@ -460,6 +460,8 @@ def _run_gaussian(stack: np.ndarray, name: str, denoiser, sigma: float | None, t
                   device: torch.device, progress: bool, settings: dict) -> tuple[np.ndarray, dict]:
     from tqdm.auto import tqdm
 
+    from .noise import estimate_sigma
+
     n_planes, h, w, _ = stack.shape
     network = isinstance(denoiser, torch.nn.Module)
     work_device = device if network else torch.device("cpu")
@@ -478,7 +480,7 @@ def _run_gaussian(stack: np.ndarray, name: str, denoiser, sigma: float | None, t
     with tqdm(total=n_planes * n_tiles, desc=name, unit="tile" if n_tiles > 1 else "plane", disable=not show) as bar:
         for p in range(n_planes):
             y = torch.from_numpy(stack[p]).permute(2, 0, 1)[None]  # (1, C, H, W) view, no copy
-            s = _estimate_sigma_for_caller(y) if sigma is None else sigma
+            s = float(_for_caller(estimate_sigma, y)[0]) if sigma is None else sigma
             sigmas.append(s)
             run_tile = _tile_runner(denoiser, torch.full((1,), s, device=work_device), bar)
             denoise_tiled(run_tile, y, side, overlap, out=torch.from_numpy(out[p]).permute(2, 0, 1)[None])
@@ -497,16 +499,14 @@ def _tile_runner(denoiser, sigma: torch.Tensor, bar):
     return run_tile
 
 
-def _estimate_sigma_for_caller(y: torch.Tensor) -> float:
-    """:func:`denoiselab.noise.estimate_sigma` with its warnings pointing at the caller of :func:`denoise`."""
-    from .noise import estimate_sigma
-
+def _for_caller(estimate, y: torch.Tensor):
+    """``estimate(y)`` with its warnings re-issued at the caller of :func:`denoise` (called from a ``_run_*``)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sigma = float(estimate_sigma(y)[0])
+        result = estimate(y)
     for w in caught:
-        warnings.warn(w.message, w.category, stacklevel=4)  # here -> _run_gaussian -> denoise -> caller
-    return sigma
+        warnings.warn(w.message, w.category, stacklevel=4)  # here -> _run_* -> denoise -> caller
+    return result
 
 
 def _run_scoredvi(stack: np.ndarray, tile: int | None, overlap: int, *, preset: str, iterations: int | None,
@@ -542,7 +542,7 @@ def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, 
               overlap: int, *, seed: int, progress: bool, settings: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
     from tqdm.auto import tqdm
 
-    from .svnr.denoise import check_svnr_noise, sample_mean_std
+    from .svnr.denoise import check_svnr_noise, estimate_svnr_noise, sample_mean_std
 
     n_planes, h, w, _ = stack.shape
     side, overlap = (max(h, w), 0) if tile is None else (tile, overlap)
@@ -562,7 +562,7 @@ def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, 
         for p in range(n_planes):
             y = torch.from_numpy(stack[p]).permute(2, 0, 1)[None]  # (1, C, H, W) view, no copy
             if read is None:
-                r, s = _estimate_svnr_noise_for_caller(y)
+                r, s = _for_caller(estimate_svnr_noise, y)
                 check_svnr_noise(r, s, card=model.card, stacklevel=4)  # warns above the training range
             else:
                 r, s = read, shot
@@ -583,15 +583,3 @@ def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, 
             denoise_tiled(run_tile, y, side, overlap, out=target)
     settings["calls"] = calls
     return out, unc, noise
-
-
-def _estimate_svnr_noise_for_caller(y: torch.Tensor) -> tuple[float, float]:
-    """:func:`denoiselab.svnr.denoise.estimate_svnr_noise` with its warnings pointing at the caller of :func:`denoise`."""
-    from .svnr.denoise import estimate_svnr_noise
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        read, shot = estimate_svnr_noise(y)
-    for w in caught:
-        warnings.warn(w.message, w.category, stacklevel=4)  # here -> _run_svnr -> denoise -> caller
-    return read, shot
