@@ -264,6 +264,7 @@ def denoise(
     read_noise: float | None = None,
     shot_noise: float | None = None,
     samples: int = 1,
+    steps: int | None = None,
     svnr_weights: str | None = None,
     device: str = "auto",
     seed: int = 0,
@@ -313,6 +314,10 @@ def denoise(
         SVNR only: posterior samples K >= 1 (default 1); the output is their mean (taken on
         the linear scale) and, for K >= 2, their per-pixel std is the uncertainty. Time and
         tile memory grow linearly with K.
+    steps : int, optional
+        SVNR only: network calls per chain, >= 1. Default None: set by the noise (⌈max t*⌉, e.g.
+        1, 5 and 12 for σ_r/σ_s = 0.01/0.02, 0.04/0.04, 0.1/0.05); fewer is faster and, on the
+        shipped model, costs little (``benchmarks/results/svnr/``).
     svnr_weights : str or path, optional
         SVNR only: ``.safetensors`` weights of kind svnr with their JSON card (written by
         ``denoiselab train-svnr``); default the shipped model.
@@ -394,7 +399,7 @@ def denoise(
     budget = DEFAULT_MEMORY_MB if max_memory_mb is None else float(max_memory_mb)
     if method == "scoredvi":
         get_preset(preset)  # an unknown preset fails before anything runs
-    read, shot = _check_svnr_options(method, sigma, read_noise, shot_noise, samples, svnr_weights)
+    read, shot = _check_svnr_options(method, sigma, read_noise, shot_noise, samples, steps, svnr_weights)
     dev = resolve_device(device)
     name, denoiser = _load(method, stack.shape[3], dev, svnr_weights)
     if name == "svnr":  # again, now with the model's card: warns above its training range
@@ -413,7 +418,7 @@ def denoise(
         out, unc, noise = _run_scoredvi(stack, tile_side, overlap, preset=preset, iterations=iterations, beta=beta,
                                         seed=seed, device=dev, progress=progress, settings=settings)
     elif name == "svnr":
-        out, unc, noise = _run_svnr(stack, denoiser, read, shot, samples, tile_side, overlap, seed=seed,
+        out, unc, noise = _run_svnr(stack, denoiser, read, shot, samples, tile_side, overlap, steps=steps, seed=seed,
                                     progress=progress, settings=settings)
     else:
         out, noise = _run_gaussian(stack, name, denoiser, sigma, tile_side, overlap, device=dev, progress=progress,
@@ -429,13 +434,14 @@ def denoise(
                          settings=settings, seconds=time.perf_counter() - start)
 
 
-def _check_svnr_options(method, sigma, read_noise, shot_noise, samples, svnr_weights):
+def _check_svnr_options(method, sigma, read_noise, shot_noise, samples, steps, svnr_weights):
     """SVNR's options: valid for method "svnr", absent for the others. Returns (read, shot), None = estimate."""
-    from .svnr.denoise import check_samples, check_svnr_noise
+    from .svnr.denoise import check_samples, check_steps, check_svnr_noise
 
     if method != "svnr":
         given = [name for name, value, default in (("read_noise", read_noise, None), ("shot_noise", shot_noise, None),
-                                                    ("samples", samples, 1), ("svnr_weights", svnr_weights, None))
+                                                    ("samples", samples, 1), ("steps", steps, None),
+                                                    ("svnr_weights", svnr_weights, None))
                  if value is not default and value != default]
         if given:
             raise DenoiselabError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for method='svnr'; "
@@ -445,6 +451,7 @@ def _check_svnr_options(method, sigma, read_noise, shot_noise, samples, svnr_wei
         raise DenoiselabError("sigma is for the Gaussian denoisers; svnr takes read_noise and shot_noise "
                               "(linear [0, 1] scale), or neither to estimate them")
     check_samples(samples)
+    check_steps(steps)
     return check_svnr_noise(read_noise, shot_noise)
 
 
@@ -539,7 +546,7 @@ def _run_scoredvi(stack: np.ndarray, tile: int | None, overlap: int, *, preset: 
 
 
 def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, samples: int, tile: int | None,
-              overlap: int, *, seed: int, progress: bool, settings: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
+              overlap: int, *, steps: int | None = None, seed: int, progress: bool, settings: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
     from tqdm.auto import tqdm
 
     from .svnr.denoise import check_svnr_noise, estimate_svnr_noise, sample_mean_std
@@ -572,7 +579,8 @@ def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, 
 
             def run_tile(t: torch.Tensor, r=r, s=s, gen=gen):
                 nonlocal calls
-                mean, std, n, _ = sample_mean_std(t, model, [r], [s], samples=samples, generator=gen, progress=progress)
+                mean, std, n, _ = sample_mean_std(t, model, [r], [s], samples=samples, steps=steps, generator=gen,
+                                                  progress=progress)
                 calls = max(calls, n)
                 bar.update()
                 return mean if std is None else (mean, std)

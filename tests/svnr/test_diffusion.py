@@ -168,6 +168,44 @@ def test_sampler_chain_has_the_bridge_marginals(ref):
     assert float(seen[24].abs().max()) < 1e-8  # the last step lands on x̂_0 = x0
 
 
+@pytest.mark.parametrize("steps", [1, 3, 7])
+def test_sampler_with_fewer_steps_walks_each_pixels_own_time_down_in_equal_parts(ref, steps):
+    """`steps` = N: calls at t*·(1 − i/N); with the oracle the chain keeps the bridge marginal
+    x0 + √γ(t_{i+1}) n and ends on x0."""
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.full((1, 1, 60, 60), 1.0, dtype=torch.float64)
+    s2 = torch.full_like(x0, 0.04)
+    s2[..., 30:, :] = 0.01  # two time regions
+    y = x0 + s2.sqrt() * torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    calls, seen = [], {}
+    model = _oracle(x0)
+    x_hat, n = sample_svnr(lambda *a: calls.append(a[2]) or model(*a), y, s2, steps=steps, generator=g,
+                           callback=lambda d: seen.setdefault(d["i"], d["x"] - x0), return_calls=True)
+    t_star = time_map(s2)
+    assert n == len(calls) == steps
+    for i, t in enumerate(calls):
+        assert torch.allclose(t.double(), t_star * (1 - i / steps), atol=1e-5)
+    if steps > 1:
+        t_next = t_star[0, 0, 0, 0] * (1 - 1 / steps)
+        expected = float(ref.gamma(float(t_next)))
+        assert float(seen[0][..., :30, :].var()) == pytest.approx(expected, rel=5 * math.sqrt(2 / 1800))
+    assert torch.allclose(x_hat, x0, atol=1e-8)
+
+
+def test_reverse_step_to_a_given_time_is_the_default_one_step_below_and_checks_its_target():
+    g = torch.Generator().manual_seed(0)
+    x_t, x0_hat = torch.randn(1, 3, 4, 4, generator=g), torch.randn(1, 3, 4, 4, generator=g)
+    t = 1 + 30 * torch.rand(1, 1, 4, 4, generator=g)
+    a = reverse_step(x_t, x0_hat, t, generator=torch.Generator().manual_seed(5))
+    b = reverse_step(x_t, x0_hat, t, s=t - 1, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(a, b, atol=1e-6)
+    assert torch.equal(reverse_step(x_t, x0_hat, t, s=torch.zeros_like(t)), x0_hat)
+    with pytest.raises(DenoiselabError, match="must not exceed"):
+        reverse_step(x_t, x0_hat, t, s=t + 1)
+    with pytest.raises(DenoiselabError, match="steps"):
+        sample_svnr(lambda y, x, t: x, x_t, torch.full_like(x_t, 0.01), steps=0)
+
+
 def test_sampler_is_reproducible_with_a_seed():
     g = torch.Generator().manual_seed(0)
     x0, y = torch.rand(1, 1, 8, 8, generator=g), torch.rand(1, 1, 8, 8, generator=g)

@@ -143,6 +143,7 @@ def test_warns_above_the_training_range(weights):
     ({"read_noise": float("nan")}, "finite"),
     ({"samples": 0}, "samples=0 must be an integer >= 1"),
     ({"samples": 2.5}, "samples=2.5"),
+    ({"steps": 0}, "steps=0 must be an integer >= 1"),
     ({"sigma": 0.1}, "sigma is for the Gaussian denoisers"),
     ({"svnr_weights": "/nonexistent/w.safetensors"}, "not found"),
     ({"image": np.full((32, 32), 0.5, dtype=np.float32)}, "svnr needs an RGB image"),
@@ -157,12 +158,26 @@ def test_user_errors_raise_one_line(weights, kwargs, match):
 def test_svnr_options_are_refused_for_other_methods():
     with pytest.raises(DenoiselabError, match=re.escape("samples is for method='svnr'")):
         denoise(_pair()[1], "tv", samples=2)
+    with pytest.raises(DenoiselabError, match=re.escape("steps is for method='svnr'")):
+        denoise(_pair()[1], "tv", steps=2)
+
+
+def test_steps_set_the_network_calls_and_still_denoise():
+    """On the shipped model (the tiny one barely denoises): 1 or 3 calls instead of the noise's 9."""
+    clean, noisy = _pair(48, 48)
+    for steps in (1, 3):
+        few = _svnr(noisy, None, steps=steps, return_details=True)
+        assert few.settings["calls"] == steps
+        assert _mse(few.image, clean) < 0.1 * _mse(noisy, clean)
+    assert _svnr(noisy, None, return_details=True).settings["calls"] == 9
 
 
 def test_manifest_settings_hold_svnr_options_only_for_svnr():
     assert "samples" not in DenoiseOptions(method="tv").to_dict()  # old manifests still resume
     d = DenoiseOptions(method="svnr", read_noise=0.1, shot_noise=0.02, samples=2).to_dict()
     assert (d["read_noise"], d["shot_noise"], d["samples"], d["svnr_weights"]) == (0.1, 0.02, 2, None)
+    assert "steps" not in d  # SVNR batches from before --steps still resume
+    assert DenoiseOptions(method="svnr", read_noise=0.1, shot_noise=0.02, steps=4).to_dict()["steps"] == 4
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -188,6 +203,13 @@ def test_cli_writes_the_mean_and_the_std_map_and_prints_the_noise(weights, noisy
     assert m.bit_depth == 32 and m.array.shape == (48, 48, 1) and (m.array >= 0).all() and m.array.max() > 0
 
 
+def test_cli_steps_set_the_calls(weights, noisy_png, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    assert main(["denoise", str(noisy_png), "-o", str(out), "--method", "svnr", "--read-noise", str(READ),
+                 "--shot-noise", str(SHOT), "--steps", "2", "--svnr-weights", weights]) == 0
+    assert "svnr, 1 sample, 2 network calls" in capsys.readouterr().out and out.exists()
+
+
 def test_cli_noise_auto_prints_the_estimate(weights, noisy_png, tmp_path, capsys):
     out = tmp_path / "out.png"
     assert main(["denoise", str(noisy_png), "-o", str(out), "--method", "svnr", "--noise", "auto",
@@ -202,6 +224,7 @@ def test_cli_noise_auto_prints_the_estimate(weights, noisy_png, tmp_path, capsys
     ([], "svnr needs the noise"),
     (["--noise", "auto", "--shot-noise", "0.01"], "--noise auto estimates"),
     (["--noise", "auto", "--samples", "0"], "--samples 0 must be an integer >= 1"),
+    (["--noise", "auto", "--steps", "0"], "--steps 0 must be an integer >= 1"),
     (["--noise", "auto", "--uncertainty", "{tmp}/std.tif"], "only with 2 or more samples"),
     (["--noise", "auto", "--svnr-weights", "{tmp}/missing.safetensors"], "not found"),
     (["--noise", "auto", "--input-gray"], "svnr needs an RGB image"),

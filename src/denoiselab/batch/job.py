@@ -69,22 +69,26 @@ class DenoiseOptions:
     read_noise: float | None = None
     shot_noise: float | None = None
     samples: int = 1
+    steps: int | None = None
     svnr_weights: str | None = None
 
     def to_dict(self) -> dict:
         """The options as a JSON-ready dict (what a manifest records and compares on resume).
 
         SVNR's options appear only when the method is svnr: the records of the other methods
-        keep the keys they had before SVNR existed, so their batches still resume.
+        keep the keys they had before SVNR existed, so their batches still resume (and so does
+        an SVNR batch from before ``steps`` existed, while steps is left to the noise).
         """
         d = asdict(self)
         if self.method != "svnr":
             for key in _SVNR_OPTIONS:
                 d.pop(key)
+        elif self.steps is None:
+            d.pop("steps")
         return d
 
 
-_SVNR_OPTIONS = {"read_noise": None, "shot_noise": None, "samples": 1, "svnr_weights": None}
+_SVNR_OPTIONS = {"read_noise": None, "shot_noise": None, "samples": 1, "steps": None, "svnr_weights": None}
 
 
 def gives_uncertainty(options: DenoiseOptions) -> bool:
@@ -188,9 +192,9 @@ def check_options(options: DenoiseOptions, *, check_device: bool = True) -> None
 
 def _check_svnr_options(options: DenoiseOptions) -> None:
     from ..api import load_svnr_weights
-    from ..svnr.denoise import check_samples, check_svnr_noise
+    from ..svnr.denoise import check_samples, check_steps, check_svnr_noise
 
-    flags = {"read_noise": "--read-noise", "shot_noise": "--shot-noise", "samples": "--samples",
+    flags = {"read_noise": "--read-noise", "shot_noise": "--shot-noise", "samples": "--samples", "steps": "--steps",
              "svnr_weights": "--svnr-weights"}
     if options.method != "svnr":
         given = [flags[k] for k, default in _SVNR_OPTIONS.items() if getattr(options, k) != default]
@@ -202,6 +206,7 @@ def _check_svnr_options(options: DenoiseOptions) -> None:
         raise DenoiselabError("--sigma is for the Gaussian denoisers; svnr takes --read-noise and --shot-noise "
                               "(linear [0, 1] scale) or --noise auto")
     check_samples(options.samples, name="--samples ")
+    check_steps(options.steps, name="--steps ")
     check_svnr_noise(options.read_noise, options.shot_noise, names=("--read-noise ", "--shot-noise "))
     load_svnr_weights(options.svnr_weights)  # missing or wrong weights: one clear error now
 
@@ -362,7 +367,7 @@ def api_options(options: DenoiseOptions) -> dict:
           "tile": options.tile, "overlap": options.overlap, "max_memory_mb": options.max_memory_mb}
     if options.method == "svnr":
         kw.update(read_noise=options.read_noise, shot_noise=options.shot_noise, samples=options.samples,
-                  svnr_weights=options.svnr_weights)
+                  steps=options.steps, svnr_weights=options.svnr_weights)
     return kw
 
 

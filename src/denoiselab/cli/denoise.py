@@ -38,8 +38,8 @@ over an input.
 has noise std sqrt(R^2 + S^2 x); typical R 0.001-0.2, S 0.0001-0.05), or --noise auto to
 estimate them from the image (a rough estimate; printed). --samples K averages K posterior
 samples (--uncertainty then writes their std, K >= 2); time and memory grow with K. The number
-of network calls is set by the noise, not chosen (1 for R 0.01/S 0.02, 12 for 0.1/0.05, 25 for
-0.2/0.05), so there is no --steps.
+of network calls is set by the noise (1 for R 0.01/S 0.02, 12 for 0.1/0.05, 25 for 0.2/0.05)
+unless --steps N sets it: every pixel then walks its own noise level down in N equal parts.
 """
 
 
@@ -93,6 +93,9 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     v.add_argument("--samples", type=int, default=1, metavar="K",
                    help="posterior samples to average (default 1); K >= 2 also gives --uncertainty; time and memory "
                         "grow with K")
+    v.add_argument("--steps", type=int, metavar="N",
+                   help="network calls per sample (default: set by the noise, 1 to 25 for typical noise); fewer is "
+                        "faster")
     v.add_argument("--svnr-weights", metavar="FILE.safetensors",
                    help="SVNR weights of kind svnr with their JSON card (default: the shipped model)")
     t = p.add_argument_group("memory")
@@ -182,7 +185,7 @@ def _options(args, *, check_device: bool = True):
                              beta=_beta(args.beta), seed=args.seed, device=args.device, tile=args.tile,
                              overlap=args.overlap, max_memory_mb=args.max_memory_mb,
                              bit_depth=getattr(args, "bit_depth", None), read_noise=read, shot_noise=shot,
-                             samples=args.samples, svnr_weights=args.svnr_weights)
+                             samples=args.samples, steps=args.steps, svnr_weights=args.svnr_weights)
     check_options(options, check_device=check_device)
     return options
 

@@ -187,8 +187,8 @@ def estimate_svnr_noise(y_srgb: Tensor, *, stride: int = ESTIMATE_STRIDE,
 
 @torch.no_grad()
 def denoise_svnr(y_srgb: Tensor, model: SVNRModel, *, read_sigma: float | None, shot_sigma: float | None,
-                 samples: int = 1, seed: int | None = 0, generator: torch.Generator | None = None,
-                 progress: bool = False) -> tuple[Tensor, Tensor | None, dict]:
+                 samples: int = 1, steps: int | None = None, seed: int | None = 0,
+                 generator: torch.Generator | None = None, progress: bool = False) -> tuple[Tensor, Tensor | None, dict]:
     """Denoise sRGB images with SVNR: the mean of `samples` posterior samples and, for K >= 2, their std.
 
     Parameters
@@ -203,6 +203,10 @@ def denoise_svnr(y_srgb: Tensor, model: SVNRModel, *, read_sigma: float | None, 
         both None: estimated from each image (:func:`estimate_svnr_noise`).
     samples : int, optional
         K >= 1 posterior samples, run as one batch of B·K chains.
+    steps : int, optional
+        Network calls per chain, >= 1: each pixel's time t* is walked down in that many equal
+        parts (:func:`~denoiselab.svnr.diffusion.sample_svnr`). Default None: SVNR's unit steps,
+        ⌈max t*⌉ calls, set by the noise.
     seed, generator : optional
         Random source of the ancestral noise (one of them; `generator` wins over the default seed 0).
         The same seed gives the same output on the same device and thread count.
@@ -217,7 +221,7 @@ def denoise_svnr(y_srgb: Tensor, model: SVNRModel, *, read_sigma: float | None, 
         For K >= 2, the per-pixel standard deviation (Bessel-corrected) of the K samples in
         sRGB, >= 0; None for K = 1.
     info : dict
-        ``calls`` (network calls, ⌈max t*⌉), ``t_max`` (max t*, steps), ``read``, ``shot``
+        ``calls`` (network calls, ⌈max t*⌉ or `steps`), ``t_max`` (max t*, steps), ``read``, ``shot``
         (one float each when B = 1, else lists), ``noise_source`` ("given" or "estimated"),
         ``samples``.
 
@@ -235,6 +239,7 @@ def denoise_svnr(y_srgb: Tensor, model: SVNRModel, *, read_sigma: float | None, 
         raise DenoiselabError(f"y_srgb must be a non-empty float (B, C, H, W) tensor, got {shape}")
     check_svnr_model(model, y_srgb.shape[1])
     check_samples(samples)
+    check_steps(steps)
     read, shot = check_svnr_noise(read_sigma, shot_sigma, card=model.card, stacklevel=3)
     b = y_srgb.shape[0]
     if read is None:
@@ -245,8 +250,8 @@ def denoise_svnr(y_srgb: Tensor, model: SVNRModel, *, read_sigma: float | None, 
     else:
         reads, shots, source = [read] * b, [shot] * b, "given"
     gen = generator if generator is not None else torch.Generator().manual_seed(int(0 if seed is None else seed))
-    mean, std, calls, t_max = sample_mean_std(y_srgb, model, reads, shots, samples=samples, generator=gen,
-                                              progress=progress)
+    mean, std, calls, t_max = sample_mean_std(y_srgb, model, reads, shots, samples=samples, steps=steps,
+                                              generator=gen, progress=progress)
     info = {"calls": calls, "t_max": t_max, "read": reads[0] if b == 1 else reads,
             "shot": shots[0] if b == 1 else shots, "noise_source": source, "samples": samples}
     return mean, std, info
@@ -259,9 +264,17 @@ def check_samples(samples, *, name: str = "samples=") -> int:
     return samples
 
 
+def check_steps(steps, *, name: str = "steps=") -> int | None:
+    """`steps` must be None (set by the noise) or an integer >= 1 (`name` prefixes it in the message)."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise DenoiselabError(f"{name}{steps!r} must be an integer >= 1 (network calls per chain), or left out "
+                              "to let the noise set them")
+    return steps
+
+
 @torch.no_grad()
 def sample_mean_std(y_srgb: Tensor, model: SVNRModel, reads: list[float], shots: list[float], *, samples: int,
-                    generator: torch.Generator | None, progress: bool = False) -> tuple[Tensor, Tensor | None, int, float]:
+                    steps: int | None = None, generator: torch.Generator | None, progress: bool = False) -> tuple[Tensor, Tensor | None, int, float]:
     """The core of :func:`denoise_svnr`, without its checks: one (read, shot) per image given.
 
     Returns ``(mean, std or None, calls, t_max)`` on `y_srgb`'s device, float32.
@@ -273,7 +286,7 @@ def sample_mean_std(y_srgb: Tensor, model: SVNRModel, reads: list[float], shots:
     t_max = float(model.schedule.time_map(sigma2).max())
     if k > 1:  # K chains per image, as one batch: image i's samples are rows i·K .. i·K + K − 1
         y_lin, sigma2 = y_lin.repeat_interleave(k, 0), sigma2.repeat_interleave(k, 0)
-    x, calls = sample_svnr(model.model, y_lin, sigma2, schedule=model.schedule, generator=generator,
+    x, calls = sample_svnr(model.model, y_lin, sigma2, steps=steps, schedule=model.schedule, generator=generator,
                            progress=progress, return_calls=True)
     del y_lin, sigma2
     x = x.clamp_(0, 1).view(b, k, *x.shape[1:])

@@ -206,13 +206,13 @@ def conditional_training_sample(x0: Tensor, *, t: Tensor | None = None, schedule
     return DiffusionSample(x0 + g.sqrt().to(x0.dtype) * eps, t_map.to(x0.dtype), eps)
 
 
-def reverse_step(x_t: Tensor, x0_hat: Tensor, t: Tensor, *, schedule: VESchedule | None = None,
-                 generator: torch.Generator | None = None) -> Tensor:
-    """One ancestral step per pixel, from time t to max(t − 1, 0) (Eq. 8).
+def reverse_step(x_t: Tensor, x0_hat: Tensor, t: Tensor, *, s: Tensor | None = None,
+                 schedule: VESchedule | None = None, generator: torch.Generator | None = None) -> Tensor:
+    """One ancestral step per pixel, from time t to s = max(t − 1, 0) (Eq. 8), or to a given s <= t.
 
-    ``x_{t−1} ~ N((γ_{t−1}/γ_t) x_t + (η_t/γ_t) x̂_0, γ_{t−1} η_t / γ_t)``, η_t = γ_t − γ_{t−1},
-    with γ_{t−1} read at max(t − 1, 0) for fractional t. Pixels with t <= 1 (γ_{t−1} = 0) take
-    x̂_0 exactly; pixels with t = 0 keep x_t.
+    ``x_s ~ N((γ_s/γ_t) x_t + (η/γ_t) x̂_0, γ_s η / γ_t)``, η = γ_t − γ_s: the Brownian bridge
+    between x̂_0 and x_t, which for s = t − 1 is Eq. 8. Pixels with s = 0 (t <= 1 by default)
+    take x̂_0 exactly; pixels with t = 0 keep x_t.
 
     Parameters
     ----------
@@ -220,6 +220,8 @@ def reverse_step(x_t: Tensor, x0_hat: Tensor, t: Tensor, *, schedule: VESchedule
         Current state and the model's clean estimate.
     t : Tensor (B, 1, H, W)
         Per-pixel times in [0, T] (steps).
+    s : Tensor (B, 1, H, W), optional
+        Per-pixel target times, 0 <= s <= t; default max(t − 1, 0).
     schedule, generator : optional
         Schedule (default T = 1000, λ = 5) and random source.
 
@@ -236,13 +238,19 @@ def reverse_step(x_t: Tensor, x0_hat: Tensor, t: Tensor, *, schedule: VESchedule
     _check_images(x_t=x_t, x0_hat=x0_hat)
     sched = schedule or DEFAULT_SCHEDULE
     t = _check_time_map(t, x_t, sched.T).to(torch.float64)
-    g_t, g_prev = sched.gamma(t), sched.gamma((t - 1).clamp_min(0))
+    if s is None:
+        s = (t - 1).clamp_min(0)
+    else:
+        s = _check_time_map(s, x_t, sched.T).to(torch.float64)
+        if bool((s > t).any()):
+            raise DenoiselabError("the target times s must not exceed the current times t")
+    g_t, g_prev = sched.gamma(t), sched.gamma(s)
     safe = torch.where(g_t > 0, g_t, 1.0)
     eta = g_t - g_prev
     mean = (g_prev / safe) * x_t + (eta / safe) * x0_hat
     std = (g_prev * eta / safe).clamp_min(0).sqrt()
     x_prev = (mean + std * randn(tuple(x_t.shape), generator, dtype=torch.float64, device=x_t.device)).to(x_t.dtype)
-    x_prev = torch.where(t <= 1, x0_hat, x_prev)
+    x_prev = torch.where(s <= 0, x0_hat, x_prev)
     return torch.where(t <= 0, x_t, x_prev)
 
 
@@ -255,8 +263,8 @@ def _x0_hat(model: Model, y: Tensor, x: Tensor, t: Tensor, sched: VESchedule) ->
 
 
 @torch.no_grad()
-def sample_svnr(model: Model, y: Tensor, sigma2: Tensor, *, schedule: VESchedule | None = None,
-                seed: int | None = None, generator: torch.Generator | None = None, clamp: bool = False,
+def sample_svnr(model: Model, y: Tensor, sigma2: Tensor, *, steps: int | None = None,
+                schedule: VESchedule | None = None, seed: int | None = None, generator: torch.Generator | None = None, clamp: bool = False,
                 progress: bool = False, callback: Callable[[dict], None] | None = None,
                 return_calls: bool = False) -> Tensor | tuple[Tensor, int]:
     """Denoise by SVNR's reverse chain started from the noisy image itself (Alg. 2).
@@ -266,6 +274,10 @@ def sample_svnr(model: Model, y: Tensor, sigma2: Tensor, *, schedule: VESchedule
     starts from the fractional γ(t*) exactly; each pixel keeps its fractional part until its last
     step (t <= 1), which returns x̂_0. Model calls: ⌈max t*⌉ (whole batch per call).
 
+    With `steps` = N instead, every pixel walks its own t* down in N equal parts,
+    t_i = t*·(1 − i/N), each a :func:`reverse_step` to the next time (the same bridge over a
+    coarser grid, like a strided DDPM schedule): N calls, whatever the noise.
+
     Parameters
     ----------
     model : callable
@@ -274,6 +286,9 @@ def sample_svnr(model: Model, y: Tensor, sigma2: Tensor, *, schedule: VESchedule
         Noisy images on the linear scale (the scale the model was trained on).
     sigma2 : Tensor (B, C or 1, H, W)
         Per-pixel noise variance of y, >= 0 (:func:`~denoiselab.svnr.noise.estimate_variance`).
+    steps : int, optional
+        Model calls N >= 1 on the per-pixel grid t*·(1 − i/N); default None: Alg. 2's unit steps,
+        ⌈max t*⌉ calls.
     schedule : VESchedule, optional
         The model's schedule (default T = 1000, λ = 5).
     seed, generator : optional
@@ -309,13 +324,22 @@ def sample_svnr(model: Model, y: Tensor, sigma2: Tensor, *, schedule: VESchedule
     _check_sigma2(sigma2, y)
     sched = schedule or DEFAULT_SCHEDULE
     gen = resolve_generator(seed, generator)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise DenoiselabError(f"steps={steps!r} must be an integer >= 1 (model calls), or None for ⌈max t*⌉ unit steps")
     t_star = sched.time_map(sigma2, clamp=clamp).to(torch.float64)
-    n_calls = math.ceil(float(t_star.max())) if t_star.numel() else 0
+    t_max = float(t_star.max()) if t_star.numel() else 0.0
+    n_calls = math.ceil(t_max) if steps is None else (steps if t_max > 0 else 0)
+
+    def time_at(i: int) -> Tensor:  # computed from t*, not by repeated subtraction: exact call counts
+        if steps is None:
+            return (t_star - i).clamp_min(0)
+        return t_star * max(1 - i / steps, 0.0)
+
     x = y.clone()
     for i in tqdm(range(n_calls), desc="SVNR", disable=not progress, leave=False):
-        t = (t_star - i).clamp_min(0)  # t* − i, not repeated subtraction: exact ⌈max t*⌉ calls
+        t = time_at(i)
         x0_hat = _x0_hat(model, y, x, t, sched)
-        x = reverse_step(x, x0_hat, t, schedule=sched, generator=gen)
+        x = reverse_step(x, x0_hat, t, s=time_at(i + 1), schedule=sched, generator=gen)
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "x0_hat": x0_hat})
     return (x, n_calls) if return_calls else x
