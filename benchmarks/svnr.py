@@ -4,6 +4,10 @@ Question: does SVNR, whose reverse chain starts from the noisy image at a per-pi
 at least as well as the same network trained as a standard conditioned diffusion model
 (SR3-style, started from pure noise), with far fewer network calls? And does its
 correlation-aware training (Eq. 11) matter (the same network trained with independent noise)?
+The baseline is the same UNet, data and number of training steps, trained on DDPM's chain (in VE
+form, pure noise at T) with EDM preconditioning; `--baseline conditional-eps` runs the first
+baseline instead (plain ε-prediction on SVNR's chain). SVNR also runs with fixed call counts
+(`--svnr-steps`, each pixel's t* walked down in N equal parts).
 
 Protocol: centre crops (`--crop`, 128 px) of the first `--limit` images of CBSD68 and Kodak24,
 taken to linear RGB (inverse sRGB gamma, white level 1); noise y = x + σ⊙n with
@@ -11,7 +15,8 @@ taken to linear RGB (inverse sRGB gamma, white level 1); noise y = x + σ⊙n wi
 from below (``denoiselab.svnr.add_svnr_noise``); three levels (σ_r, σ_s) below. Every method
 sees the linear y: the SVNR models get σ̂² = σ_r² + σ_s²·clip(y, 0, 1) (the true parameters),
 BM3D gets the RMS of σ̂, the blind BF-DnCNN nothing (it cannot take a σ map). PSNR/SSIM are
-computed in sRGB (outputs clipped to [0, 1], then gamma-encoded) against the clean crop.
+computed in sRGB (outputs clipped to [0, 1], then gamma-encoded) against the clean crop. Network
+calls count single-image evaluations (the mean of K samples runs K chains: K times the calls).
 
     python benchmarks/svnr.py                   # the committed table (CPU, about 30 min)
     python benchmarks/svnr.py --quick           # 1 image, 32 px, short schedules: wiring only
@@ -51,11 +56,25 @@ def images(data_root: Path, limit: int, crop: int) -> list[tuple[str, str, torch
     return out
 
 
-def methods(models: dict, *, long_steps: int, short_steps: int):
+def _mean_of_samples(svnr, k: int):
+    """SVNR's K chains as one batch, the mean of the clipped samples; calls counted per image (K per batch call)."""
+    def run(y, s2, seed):
+        x, n = sample_svnr(svnr.model, y.repeat_interleave(k, 0), s2.repeat_interleave(k, 0), schedule=svnr.schedule,
+                           seed=seed, return_calls=True)
+        return x.clamp(0, 1).view(y.shape[0], k, *y.shape[1:]).mean(1), k * n
+    return run
+
+
+def methods(models: dict, *, long_steps: int, short_steps: int, svnr_steps: list[int], svnr_samples: int):
     """(name, run) pairs; ``run(y, sigma2, seed) -> (x_hat, network calls)``, all on the linear scale."""
-    svnr, uncorrelated, conditional = (models[k] for k in ("svnr", "svnr-uncorrelated", "conditional"))
+    svnr, uncorrelated, conditional = (models[k] for k in ("svnr", "svnr-uncorrelated", "baseline"))
     net, bm3d = load_denoiser("bfdncnn-color"), load_denoiser("bm3d")
     yield "SVNR", lambda y, s2, seed: sample_svnr(svnr.model, y, s2, schedule=svnr.schedule, seed=seed, return_calls=True)
+    for n in svnr_steps:
+        yield f"SVNR, {n} call{'s' if n > 1 else ''}", lambda y, s2, seed, n=n: sample_svnr(
+            svnr.model, y, s2, steps=n, schedule=svnr.schedule, seed=seed, return_calls=True)
+    if svnr_samples > 1:
+        yield f"SVNR, mean of {svnr_samples} samples", _mean_of_samples(svnr, svnr_samples)
     yield "SVNR, no correlation fix", lambda y, s2, seed: sample_svnr(uncorrelated.model, y, s2, schedule=uncorrelated.schedule,
                                                                       seed=seed, return_calls=True)
     yield f"conditional, {short_steps} DDIM steps", lambda y, s2, seed: sample_conditional(
@@ -66,9 +85,12 @@ def methods(models: dict, *, long_steps: int, short_steps: int):
     yield "BM3D (RMS σ)", lambda y, s2, seed: (bm3d(y, float(s2.mean().sqrt())), 0)
 
 
-def run(items, models, *, long_steps: int, short_steps: int, long_limit: int) -> list[dict]:
+def run(items, models, *, long_steps: int, short_steps: int, long_limit: int, svnr_steps: list[int],
+        svnr_samples: int, only: list[str] | None = None) -> list[dict]:
     rows = []
-    solvers = list(methods(models, long_steps=long_steps, short_steps=short_steps))  # loads the networks once
+    solvers = [(name, solve) for name, solve in methods(models, long_steps=long_steps, short_steps=short_steps,
+                                                        svnr_steps=svnr_steps, svnr_samples=svnr_samples)
+               if not only or name.startswith(tuple(only))]  # loads the networks once
     per_set: dict[str, int] = defaultdict(int)
     for index, (dataset, name, x_srgb) in enumerate(items):
         per_set[dataset] += 1
@@ -124,18 +146,28 @@ def main() -> int:
     p.add_argument("--long-limit", type=int, default=2, help="the 1000-step baseline on the first N images of each set only")
     p.add_argument("--long-steps", type=int, default=1000)
     p.add_argument("--short-steps", type=int, default=50)
+    p.add_argument("--svnr-steps", type=int, nargs="*", default=[1, 3], help="SVNR again with these call counts")
+    p.add_argument("--svnr-samples", type=int, default=4, help="SVNR again as the mean of K samples (1: not run)")
+    p.add_argument("--baseline", default="conditional",
+                   help="the conditioned baseline: a shipped role (conditional, conditional-eps) or a .safetensors path")
+    p.add_argument("--only", action="append", metavar="PREFIX",
+                   help="run only the methods whose name starts with PREFIX (repeatable; 'noisy' always runs)")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.quick:
         args.limit, args.crop, args.long_limit, args.long_steps, args.short_steps = 1, 32, 1, 20, 5
-    models = {kind: load_svnr(args.weights_dir / f"{name}.safetensors") for kind, name in SHIPPED.items()}
+    roles = {"svnr": "svnr", "svnr-uncorrelated": "svnr-uncorrelated", "baseline": args.baseline}
+    models = {role: load_svnr(args.weights_dir / f"{SHIPPED[kind]}.safetensors" if kind in SHIPPED else Path(kind))
+              for role, kind in roles.items()}
     rows = run(images(args.data_root, args.limit, args.crop), models, long_steps=args.long_steps,
-               short_steps=args.short_steps, long_limit=args.long_limit)
+               short_steps=args.short_steps, long_limit=args.long_limit, svnr_steps=args.svnr_steps,
+               svnr_samples=args.svnr_samples, only=args.only)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = result_stem(args.out, "cpu")
     write_csv(stem.with_suffix(".csv"), rows)
-    cards = "; ".join(f"{m.card.get('name', kind)}: {m.card.get('steps')} steps, {m.card.get('wall_time_minutes')} min"
+    cards = "; ".join(f"{m.card.get('name', kind)} ({(m.card.get('parameterization') or {}).get('name', 'eps')}, "
+                      f"{m.schedule.form} chain): {m.card.get('steps')} steps, {m.card.get('wall_time_minutes')} min"
                       for kind, m in models.items())
     text = (f"# SVNR vs conditioned diffusion, BF-DnCNN, BM3D (shot + read noise)\n\n{provenance('cpu')}\n"
             f"- {args.crop}-px centre crops, first {args.limit} images per set ({args.long_limit} for the "

@@ -82,3 +82,16 @@ def test_schedule_parameters_are_checked_and_recorded():
         VESchedule(beta_start=0.03)
     s = VESchedule(T=10, lam=2.0)
     assert VESchedule(**s.to_dict()) == s and s.table.shape == (11,)
+
+
+def test_vp_form_is_ddpm_in_ve_coordinates():
+    """γ_t = (1 − ᾱ_t)/ᾱ_t: scaling x_0 + √γ_t n by √ᾱ_t gives DDPM's √ᾱ_t x_0 + √(1 − ᾱ_t) n."""
+    s = VESchedule(lam=1.0, form="vp")
+    alpha_bar = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))
+    np.testing.assert_allclose(s.table.numpy()[1:], (1 - alpha_bar) / alpha_bar, rtol=1e-12)
+    assert s.gamma_max > 2e4  # std > 140: nothing of an image in [0, 1] is left at T
+    t = torch.linspace(0, 1000, 2001, dtype=torch.float64).view(1, 1, 1, -1)
+    assert torch.allclose(s.time_map(s.gamma(t)), t, atol=1e-7)
+    assert VESchedule(**s.to_dict()) == s and s != VESchedule(lam=1.0)
+    with pytest.raises(DenoiselabError, match="form"):
+        VESchedule(form="cosine")

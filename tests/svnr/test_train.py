@@ -43,7 +43,8 @@ def test_tiny_svnr_trains_its_loss_down_and_writes_a_card(trained):
     assert len(losses) == 5 and losses[-1] < 0.8 * losses[0], losses
     assert card["kind"] == "svnr" and card["steps"] == 100 and card["seed"] == 0
     assert card["noise"]["read_range"] == [1e-3, 0.2] and card["noise"]["shot_range"] == [1e-4, 0.05]
-    assert card["schedule"] == {"T": 1000, "lam": 5.0, "beta_start": 1e-4, "beta_end": 0.02}
+    assert card["schedule"] == {"T": 1000, "lam": 5.0, "beta_start": 1e-4, "beta_end": 0.02, "form": "svnr"}
+    assert card["parameterization"] == {"name": "eps", "sigma_data": 0.5}
     results = card["validation"]["results"]
     assert len(results) == 2 and all(math.isfinite(r["psnr"]) and r["calls"] >= 1 for r in results.values())
 
@@ -129,3 +130,77 @@ def test_each_kind_feeds_its_own_training_pair():
     assert gap["svnr"] < 0.6 * gap["svnr-uncorrelated"], gap
     t_svnr, t_cond = seen["svnr"][2], seen["conditional"][2]
     assert float(t_svnr.flatten(1).std(1).min()) > 0 and float(t_cond.flatten(1).std(1).max()) == 0
+
+
+def test_preconditioned_vp_baseline_trains_and_loads_back_as_trained(clean_folder, tmp_path):
+    from denoiselab.svnr.unet import Preconditioned
+
+    cfg = _cfg(clean_folder, kind="conditional", parameterization="edm", schedule_form="vp", lam=1.0, steps=2,
+               log_every=1, val_crops=1)
+    path = train_svnr(cfg, tmp_path, progress=False)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["parameterization"] == {"name": "edm", "sigma_data": 0.5}
+    assert card["schedule"]["form"] == "vp" and "EDM" in card["loss"]
+    m = load_svnr(path)
+    assert isinstance(m.model, Preconditioned) and m.schedule.gamma_max > 2e4
+    y = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    out = sample_conditional(m.model, y, steps=3, schedule=m.schedule, seed=0)
+    assert bool(torch.isfinite(out).all()) and float(out.abs().max()) < 10  # started at std 157, ended near the data
+    with pytest.raises(DenoiselabError, match="parameterization"):
+        train_svnr(_cfg(clean_folder, parameterization="v"), tmp_path / "bad", progress=False)
+    with pytest.raises(DenoiselabError, match="form"):
+        train_svnr(_cfg(clean_folder, schedule_form="cosine"), tmp_path / "bad", progress=False)
+
+
+def test_cards_without_the_newer_fields_load_as_eps_on_svnr_schedule(trained, tmp_path):
+    """Weights trained before `parameterization` and the schedule's `form` existed keep their meaning."""
+    import shutil
+
+    card = json.loads(trained.with_suffix(".json").read_text())
+    card.pop("parameterization")
+    card["schedule"].pop("form")
+    shutil.copy(trained, tmp_path / "old.safetensors")
+    (tmp_path / "old.json").write_text(json.dumps(card))
+    old, new = load_svnr(tmp_path / "old.safetensors"), load_svnr(trained)
+    assert type(old.model) is type(new.model) and old.schedule == new.schedule
+
+
+def test_baseline_time_sampling_and_loss_weighting_options():
+    """lognormal: EDM's ln σ ~ N(−1.2, 1.2²) as fractional times; x0: the loss is the MSE on x̂_0 / σ_d²."""
+    from denoiselab.svnr import VESchedule
+    from denoiselab.svnr.train import training_loss
+
+    schedule = VESchedule(lam=1.0, form="vp")
+    x = torch.rand(2000, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    seen = {}
+    spy = lambda y, x_t, t: seen.update(x_t=x_t, t=t) or torch.zeros_like(y)
+    cfg = SVNRConfig(name="k", train_dirs=[], kind="conditional", time_sampling="lognormal")
+    training_loss(spy, "conditional", x, cfg=cfg, schedule=schedule, generator=torch.Generator().manual_seed(1))
+    log_sigma = 0.5 * schedule.gamma(seen["t"][:, 0, 0, 0].double()).log()
+    assert float(log_sigma.mean()) == pytest.approx(-1.2, abs=0.1) and float(log_sigma.std()) == pytest.approx(1.2, abs=0.1)
+    assert (seen["t"] != seen["t"].round()).float().mean() > 0.9
+    # ε̂ = 0 means x̂_0 = x_t, so the x0-weighted loss is mean((x_t − x_0)²)/σ_d² = mean(γ_t ε²)/σ_d²
+    cfg = SVNRConfig(name="k", train_dirs=[], kind="conditional", loss_weighting="x0")
+    loss = training_loss(spy, "conditional", x[:200], cfg=cfg, schedule=schedule, generator=torch.Generator().manual_seed(2))
+    expected = float(schedule.gamma(seen["t"].double()).mean()) / 0.25  # E ε² = 1
+    assert float(loss) == pytest.approx(expected, rel=0.1)
+    with pytest.raises(DenoiselabError, match="time_sampling"):
+        train_svnr(SVNRConfig(name="k", train_dirs=["."], kind="svnr", time_sampling="lognormal"), ".", progress=False)
+
+
+def test_cli_trains_the_preconditioned_baseline_and_refuses_bad_recipes(clean_folder, tmp_path, capsys):
+    from denoiselab.cli.main import main
+
+    common = ["train-svnr", "--train-dir", str(clean_folder), "--base-width", "8", "--levels", "1", "--patch-size",
+              "32", "--batch-size", "2", "--steps", "2", "--device", "cpu"]
+    assert main(common + ["--name", "b", "--out", str(tmp_path / "b"), "--kind", "conditional", "--parameterization",
+                          "edm", "--schedule", "vp", "--time-sampling", "lognormal"]) == 0
+    card = json.loads((tmp_path / "b" / "b.json").read_text())
+    assert card["parameterization"]["name"] == "edm" and card["time_sampling"] == "lognormal"
+    assert card["schedule"]["form"] == "vp" and card["schedule"]["lam"] == 1.0
+    capsys.readouterr()  # the first run's progress bar
+    assert main(common + ["--name", "c", "--out", str(tmp_path / "c"), "--kind", "svnr", "--time-sampling",
+                          "lognormal"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "time_sampling='lognormal' is for the conditional kind" in err[0]
+    assert not (tmp_path / "c" / "c.safetensors").exists()

@@ -54,3 +54,34 @@ def test_bad_network_inputs(args, message):
         SVNRUNet(3, base_width=8, levels=1)(*args)
     with pytest.raises(DenoiselabError, match="levels"):
         SVNRUNet(3, levels=-1)
+
+
+def test_preconditioning_is_the_edm_mix_behind_the_eps_interface():
+    """ε̂ = (x_t − x̂_0)/√γ with x̂_0 = c_skip x_t + c_out F(y, c_in x_t, t); finite at γ = 0; and
+    loss_weight · |ε̂ − ε|² equals F's squared error against its own target."""
+    from denoiselab.svnr import VESchedule
+    from denoiselab.svnr.unet import Preconditioned
+
+    torch.manual_seed(0)
+    schedule, sd = VESchedule(lam=1.0, form="vp"), 0.5
+    net = SVNRUNet(3, base_width=8, levels=1)
+    model = Preconditioned(net, schedule, sd)
+    x0, y = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    t = torch.tensor([0.0, 700.0]).view(2, 1, 1, 1)
+    g = schedule.gamma(t.double()).float()
+    eps = torch.randn(2, 3, 8, 8)
+    x_t = x0 + g.sqrt() * eps
+    with torch.no_grad():
+        eps_hat = model(y, x_t, t)
+        f = net(y, x_t / (sd**2 + g).sqrt(), t)
+    assert bool(torch.isfinite(eps_hat).all())
+    assert torch.allclose(eps_hat[0], -f[0], atol=1e-6)  # γ = 0: ε̂ = −F
+    c_skip, c_out = sd**2 / (sd**2 + g), g.sqrt() * sd / (sd**2 + g).sqrt()
+    x0_hat = c_skip * x_t + c_out * f
+    assert torch.allclose(x_t[1:] - g[1:].sqrt() * eps_hat[1:], x0_hat[1:], rtol=1e-4, atol=1e-3)
+    f_target = (x0 - c_skip * x_t) / c_out
+    weighted = model.loss_weight(t)[1:] * (eps_hat[1:] - eps[1:]) ** 2
+    assert torch.allclose(weighted, (f[1:] - f_target[1:]) ** 2, rtol=1e-3, atol=1e-4)
+    assert model.channels == 3 and model.config() == net.config()
+    with pytest.raises(DenoiselabError, match="sigma_data"):
+        Preconditioned(net, schedule, 0.0)

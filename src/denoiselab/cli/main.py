@@ -59,6 +59,17 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--kind", required=True, choices=("svnr", "svnr-uncorrelated", "conditional"),
                    help="svnr: correlation-aware pairs (Eq. 11); svnr-uncorrelated: the ablation without it; "
                         "conditional: the SR3-style baseline started from pure noise")
+    v.add_argument("--parameterization", choices=("eps", "edm"), default="eps",
+                   help="eps: the UNet predicts the noise (SVNR, SR3); edm: Karras et al.'s preconditioning and loss "
+                        "weight around it (what the conditional baseline needs to learn on a small budget)")
+    v.add_argument("--loss-weighting", choices=("natural", "x0"), default="natural",
+                   help="natural: the parameterization's own loss (eps: MSE on the noise; edm: MSE on its output); "
+                        "x0: MSE on the clean estimate")
+    v.add_argument("--time-sampling", choices=("uniform", "lognormal"), default="uniform",
+                   help="conditional kind: training times uniform over 1..T (SR3) or EDM's log-normal noise levels")
+    v.add_argument("--schedule", choices=("svnr", "vp"), default="svnr",
+                   help="svnr: gamma_t = 5(1 - alpha_bar_t), SVNR's chain; vp: gamma_t = (1 - alpha_bar_t)/alpha_bar_t, "
+                        "DDPM's chain in VE form, pure noise at T (for the conditional baseline)")
     v.add_argument("--train-dir", action="append", required=True, type=Path, help="folder of clean images (repeatable)")
     v.add_argument("--val-dir", type=Path, help="clean images whose centre crops give the PSNR in the model card")
     v.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, final weights and card (resumes if a checkpoint is there)")
@@ -136,7 +147,9 @@ def _cmd_list(args) -> int:  # noqa: ARG001
 def _cmd_train_svnr(args) -> int:
     from ..svnr.train import SVNRConfig, train_svnr
 
-    cfg = SVNRConfig(name=args.name, kind=args.kind, train_dirs=[str(d) for d in args.train_dir],
+    cfg = SVNRConfig(name=args.name, kind=args.kind, parameterization=args.parameterization,
+                     loss_weighting=args.loss_weighting, time_sampling=args.time_sampling,
+                     schedule_form=args.schedule, lam=5.0 if args.schedule == "svnr" else 1.0, train_dirs=[str(d) for d in args.train_dir],
                      val_dir=str(args.val_dir) if args.val_dir else None, base_width=args.base_width,
                      levels=args.levels, patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps,
                      lr=args.lr, lr_min=min(1e-6, args.lr), seed=args.seed,

@@ -41,6 +41,13 @@ class VESchedule:
         λ, the variance at t → ∞ (5); γ_T = λ(1 − ᾱ_T).
     beta_start, beta_end : float
         The DDPM linear β schedule ends, 0 < beta_start <= beta_end < 1 (1e-4, 0.02).
+    form : {"svnr", "vp"}
+        "svnr" (default): γ_t = λ(1 − ᾱ_t), SVNR's chain, which never needs more than the noise
+        of a photograph. "vp": γ_t = λ(1 − ᾱ_t)/ᾱ_t, with λ = 1 the VE image of DDPM's
+        variance-preserving chain (``x_t^VP = √ᾱ_t x_t``), γ_T ≈ 2.5e4 (std ≈ 157): the state at T is
+        pure noise, what a sampler that starts from noise needs. With "svnr" the state at T still
+        shows the image (std 2.24 against means near 0.3, visible over a whole crop), so a chain
+        started from zero-mean noise begins off the training distribution.
 
     Examples
     --------
@@ -49,12 +56,15 @@ class VESchedule:
     (0.0005, 4.9998)
     >>> round(float(s.gamma(torch.tensor(0.5))), 6)        # halfway between γ_0 = 0 and γ_1
     0.00025
+    >>> round(VESchedule(lam=1.0, form="vp").gamma_max)
+    24777
     """
 
     T: int = 1000
     lam: float = 5.0
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    form: str = "svnr"
 
     def __post_init__(self):
         if isinstance(self.T, bool) or not isinstance(self.T, int) or self.T < 1:
@@ -63,13 +73,16 @@ class VESchedule:
             raise DenoiselabError(f"lam={self.lam!r} must be a positive number (5)")
         if not 0 < self.beta_start <= self.beta_end < 1:
             raise DenoiselabError(f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
+        if self.form not in ("svnr", "vp"):
+            raise DenoiselabError(f"form={self.form!r} must be 'svnr' (γ = λ(1 − ᾱ)) or 'vp' (γ = λ(1 − ᾱ)/ᾱ)")
 
     @cached_property
     def table(self) -> Tensor:
         """γ_0..γ_T, float64, shape (T + 1,), strictly increasing from γ_0 = 0."""
         betas = torch.linspace(self.beta_start, self.beta_end, self.T, dtype=torch.float64)
         alpha_bar = torch.cumprod(1 - betas, 0)
-        return torch.cat([torch.zeros(1, dtype=torch.float64), self.lam * (1 - alpha_bar)])
+        gamma = self.lam * (1 - alpha_bar) / (alpha_bar if self.form == "vp" else 1)
+        return torch.cat([torch.zeros(1, dtype=torch.float64), gamma])
 
     @property
     def gamma_max(self) -> float:

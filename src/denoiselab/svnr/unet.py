@@ -26,8 +26,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..errors import DenoiselabError
+from .schedule import VESchedule
 
-__all__ = ["SVNRUNet", "time_features"]
+__all__ = ["SVNRUNet", "Preconditioned", "time_features"]
 
 
 def time_features(t: Tensor, n_pairs: int, T: int = 1000) -> Tensor:
@@ -170,3 +171,63 @@ class SVNRUNet(nn.Module):
             hidden = block(torch.cat([hidden, skips[i]], dim=1), embs[i])
         out = self.out(F.silu(self.out_norm(hidden)))
         return out[:, :, :h, :w]
+
+
+class Preconditioned(nn.Module):
+    """EDM preconditioning (Karras et al. 2022, Table 1) around a UNet, behind the same ε̂ interface.
+
+    With γ = γ_t and σ_d the data scale, the inner network F sees the state at unit scale and
+    predicts a unit-scale correction:
+
+        x̂_0 = c_skip x_t + c_out F(y, c_in x_t, t),
+        c_in = 1/√(σ_d² + γ),  c_skip = σ_d²/(σ_d² + γ),  c_out = σ_d √γ/√(σ_d² + γ),
+
+    returned as ``ε̂ = (x_t − x̂_0)/√γ = √γ x_t/(σ_d² + γ) − σ_d F/√(σ_d² + γ)`` (finite at γ = 0),
+    so samplers and losses written for ε̂ work unchanged. Why: a plain ε-network must output
+    ``(x_t − x_0)/√γ_t``, which at high noise means dividing its estimate of x_0 by √γ_T ≈ 2.2, and
+    its ε-loss weighs errors in x_0 by only 1/γ_t there, so little teaches it to read x_0 from y.
+    Trained with :meth:`loss_weight` (EDM's weighting), the loss is the plain MSE on F's target.
+
+    Parameters
+    ----------
+    net : SVNRUNet
+        The inner network F (its output is F, not ε̂).
+    schedule : VESchedule
+        Gives γ_t.
+    sigma_data : float
+        σ_d > 0, the scale of clean images (0.5, EDM's value for images in [-1, 1]).
+
+    Examples
+    --------
+    >>> from denoiselab.svnr.schedule import DEFAULT_SCHEDULE
+    >>> m = Preconditioned(SVNRUNet(3, base_width=8, levels=1), DEFAULT_SCHEDULE)
+    >>> y = torch.rand(2, 3, 8, 8)
+    >>> m(y, y, torch.tensor([0.0, 500.0])).shape
+    torch.Size([2, 3, 8, 8])
+    """
+
+    def __init__(self, net: SVNRUNet, schedule: VESchedule, sigma_data: float = 0.5):
+        super().__init__()
+        if isinstance(sigma_data, bool) or not isinstance(sigma_data, (int, float)) or not 0 < sigma_data < math.inf:
+            raise DenoiselabError(f"sigma_data={sigma_data!r} must be a positive number")
+        self.net, self.schedule, self.sigma_data = net, schedule, float(sigma_data)
+        self.channels = net.channels
+
+    def config(self) -> dict:
+        """The inner network's constructor arguments (see :meth:`SVNRUNet.config`)."""
+        return self.net.config()
+
+    def loss_weight(self, t: Tensor) -> Tensor:
+        """``1 + γ_t/σ_d²``: the weight on the squared ε̂ error that makes it F's squared error."""
+        return 1 + self.schedule.gamma(t.double()).float() / self.sigma_data**2
+
+    def forward(self, y: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """ε̂ for states `x_t` conditioned on `y` at per-pixel times `t` (steps); shape of `y`."""
+        t = self.net._check(y, x_t, t)
+        g = self.schedule.gamma(t.double())
+        s2 = self.sigma_data**2
+        c_in = (1 / (s2 + g).sqrt()).to(x_t.dtype)
+        f = self.net(y, c_in * x_t, t)
+        a = (g.sqrt() / (s2 + g)).to(f.dtype)
+        b = (self.sigma_data / (s2 + g).sqrt()).to(f.dtype)
+        return a * x_t.to(f.dtype) - b * f

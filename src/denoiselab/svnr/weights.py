@@ -16,8 +16,11 @@ from .train import SVNRModel, load_svnr
 
 SVNR_WEIGHTS_DIR = WEIGHTS_DIR / "svnr"
 
-#: Shipped weights by role: SVNR, its ablation without the correlation fix, the conditioned baseline.
-SHIPPED = {"svnr": "svnr-s", "svnr-uncorrelated": "svnr-uncorrelated-s", "conditional": "svnr-conditional-s"}
+#: Shipped weights by role: SVNR, its ablation without the correlation fix, the conditioned baseline
+#: (EDM-preconditioned on DDPM's chain) and the first baseline (plain ε on SVNR's chain, which did not learn
+#: at the CPU budget; kept so its committed benchmark stays reproducible).
+SHIPPED = {"svnr": "svnr-s", "svnr-uncorrelated": "svnr-uncorrelated-s", "conditional": "svnr-conditional-edm-lognormal-s",
+           "conditional-eps": "svnr-conditional-s"}
 
 
 def load_shipped_svnr(kind: str = "svnr", *, device: str | torch.device = "cpu") -> SVNRModel:
