@@ -134,7 +134,7 @@ def test_plan_tile_fits_the_budget_and_grows_with_it():
         ({"tile": 16, "overlap": 16}, "overlap"),
         ({"device": "tpu"}, "device"),
         ({"samples": 2}, "samples is for method='svnr'"),
-        ({"read_noise": 0.1, "shot_noise": 0.01}, "read_noise, shot_noise are for method='svnr'"),
+        ({"read_noise": 0.1, "shot_noise": 0.01}, "read_noise, shot_noise are for method='svnr'; tv does not take them"),
         ({"method": "svnr", "read_noise": -0.1, "shot_noise": 0.01}, "read_noise=-0.1 is negative"),
         ({"method": "svnr", "samples": 0}, "samples=0"),
         ({"method": "svnr", "svnr_weights": "missing.safetensors"}, "not found"),

@@ -22,6 +22,7 @@ from ._utils import resolve_device
 from .denoisers import list_denoisers, load_denoiser_for
 from .errors import DenoiselabError
 from .scoredvi import get_preset, scoredvi
+from .svnr.denoise import check_svnr_options
 from .tiling import count_tiles, denoise_tiled
 
 __all__ = ["DEFAULT_MEMORY_MB", "DenoiseResult", "denoise", "plan_tile"]
@@ -399,7 +400,8 @@ def denoise(
     budget = DEFAULT_MEMORY_MB if max_memory_mb is None else float(max_memory_mb)
     if method == "scoredvi":
         get_preset(preset)  # an unknown preset fails before anything runs
-    read, shot = _check_svnr_options(method, sigma, read_noise, shot_noise, samples, steps, svnr_weights)
+    read, shot = check_svnr_options(method, {"read_noise": read_noise, "shot_noise": shot_noise, "samples": samples,
+                                             "steps": steps, "svnr_weights": svnr_weights}, sigma_given=sigma is not None)
     dev = resolve_device(device)
     name, denoiser = _load(method, stack.shape[3], dev, svnr_weights)
     if name == "svnr":  # again, now with the model's card: warns above its training range
@@ -432,27 +434,6 @@ def denoise(
         return x_hat
     return DenoiseResult(image=x_hat, uncertainty=None if unc is None else restore(unc), noise=noise, method=name,
                          settings=settings, seconds=time.perf_counter() - start)
-
-
-def _check_svnr_options(method, sigma, read_noise, shot_noise, samples, steps, svnr_weights):
-    """SVNR's options: valid for method "svnr", absent for the others. Returns (read, shot), None = estimate."""
-    from .svnr.denoise import check_samples, check_steps, check_svnr_noise
-
-    if method != "svnr":
-        given = [name for name, value, default in (("read_noise", read_noise, None), ("shot_noise", shot_noise, None),
-                                                    ("samples", samples, 1), ("steps", steps, None),
-                                                    ("svnr_weights", svnr_weights, None))
-                 if value is not default and value != default]
-        if given:
-            raise DenoiselabError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for method='svnr'; "
-                                  f"{method} does not take {'it' if len(given) == 1 else 'them'}")
-        return None, None
-    if sigma is not None:
-        raise DenoiselabError("sigma is for the Gaussian denoisers; svnr takes read_noise and shot_noise "
-                              "(linear [0, 1] scale), or neither to estimate them")
-    check_samples(samples)
-    check_steps(steps)
-    return check_svnr_noise(read_noise, shot_noise)
 
 
 def _restore_shape(image: np.ndarray):

@@ -156,7 +156,7 @@ def test_user_errors_raise_one_line(weights, kwargs, match):
 
 
 def test_svnr_options_are_refused_for_other_methods():
-    with pytest.raises(DenoiselabError, match=re.escape("samples is for method='svnr'")):
+    with pytest.raises(DenoiselabError, match=re.escape("samples is for method='svnr'; tv does not take it")):
         denoise(_pair()[1], "tv", samples=2)
     with pytest.raises(DenoiselabError, match=re.escape("steps is for method='svnr'")):
         denoise(_pair()[1], "tv", steps=2)
@@ -247,4 +247,4 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_output(weights, noisy_png, tmp_
 
 def test_cli_refuses_svnr_flags_with_another_method(noisy_png, tmp_path, capsys):
     assert main(["denoise", str(noisy_png), "-o", str(tmp_path / "o.png"), "--method", "tv", "--samples", "3"]) == 2
-    assert "--samples goes with --method svnr" in capsys.readouterr().err
+    assert "--samples is for --method svnr; tv does not take it" in capsys.readouterr().err

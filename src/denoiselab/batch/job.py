@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DenoiselabError
+from ..svnr.denoise import SVNR_OPTIONS, check_svnr_options
 from .files import check_output
 
 
@@ -81,14 +82,11 @@ class DenoiseOptions:
         """
         d = asdict(self)
         if self.method != "svnr":
-            for key in _SVNR_OPTIONS:
+            for key in SVNR_OPTIONS:
                 d.pop(key)
         elif self.steps is None:
             d.pop("steps")
         return d
-
-
-_SVNR_OPTIONS = {"read_noise": None, "shot_noise": None, "samples": 1, "steps": None, "svnr_weights": None}
 
 
 def gives_uncertainty(options: DenoiseOptions) -> bool:
@@ -192,23 +190,11 @@ def check_options(options: DenoiseOptions, *, check_device: bool = True) -> None
 
 def _check_svnr_options(options: DenoiseOptions) -> None:
     from ..api import load_svnr_weights
-    from ..svnr.denoise import check_samples, check_steps, check_svnr_noise
 
-    flags = {"read_noise": "--read-noise", "shot_noise": "--shot-noise", "samples": "--samples", "steps": "--steps",
-             "svnr_weights": "--svnr-weights"}
-    if options.method != "svnr":
-        given = [flags[k] for k, default in _SVNR_OPTIONS.items() if getattr(options, k) != default]
-        if given:
-            raise DenoiselabError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --method svnr, "
-                                  f"not {options.method}")
-        return
-    if options.sigma255 is not None:
-        raise DenoiselabError("--sigma is for the Gaussian denoisers; svnr takes --read-noise and --shot-noise "
-                              "(linear [0, 1] scale) or --noise auto")
-    check_samples(options.samples, name="--samples ")
-    check_steps(options.steps, name="--steps ")
-    check_svnr_noise(options.read_noise, options.shot_noise, names=("--read-noise ", "--shot-noise "))
-    load_svnr_weights(options.svnr_weights)  # missing or wrong weights: one clear error now
+    check_svnr_options(options.method, {k: getattr(options, k) for k in SVNR_OPTIONS},
+                       sigma_given=options.sigma255 is not None, cli=True)
+    if options.method == "svnr":
+        load_svnr_weights(options.svnr_weights)  # missing or wrong weights: one clear error now
 
 
 def output_depth(requested: int | None, input_depth: int, output: Path, channels: int) -> int:

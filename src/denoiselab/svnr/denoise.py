@@ -264,6 +264,54 @@ def check_samples(samples, *, name: str = "samples=") -> int:
     return samples
 
 
+#: SVNR's options of :func:`denoiselab.denoise` (and of a batch), with the values that mean "not given".
+SVNR_OPTIONS = {"read_noise": None, "shot_noise": None, "samples": 1, "steps": None, "svnr_weights": None}
+
+
+def check_svnr_options(method: str, options: dict, *, sigma_given: bool,
+                       cli: bool = False) -> tuple[float | None, float | None]:
+    """SVNR's options are for method "svnr" only, and valid there.
+
+    Parameters
+    ----------
+    method : str
+        The chosen method.
+    options : dict
+        Values for the keys of :data:`SVNR_OPTIONS` (a missing key is not given).
+    sigma_given : bool
+        Whether a Gaussian noise level was given too (svnr refuses one).
+    cli : bool, optional
+        Name the options as the command line spells them (``--read-noise 0.1``), not as
+        keywords (``read_noise=0.1``).
+
+    Returns
+    -------
+    read, shot : float or None
+        Checked noise parameters (None: estimate them; also for other methods).
+    """
+    def name(key: str) -> str:
+        return "--" + key.replace("_", "-") if cli else key
+
+    def prefix(key: str) -> str:
+        return f"{name(key)} " if cli else f"{key}="
+
+    if method != "svnr":
+        given = [name(k) for k, default in SVNR_OPTIONS.items() if options.get(k, default) != default]
+        if given:
+            one, svnr = len(given) == 1, "--method svnr" if cli else "method='svnr'"
+            raise DenoiselabError(f"{', '.join(given)} {'is' if one else 'are'} for {svnr}; {method} does not take "
+                                  f"{'it' if one else 'them'}")
+        return None, None
+    if sigma_given:
+        raise DenoiselabError(f"{name('sigma')} is for the Gaussian denoisers; svnr takes {name('read_noise')} and "
+                              f"{name('shot_noise')} (linear [0, 1] scale), or "
+                              f"{'--noise auto' if cli else 'neither'} to estimate them")
+    check_samples(options.get("samples", 1), name=prefix("samples"))
+    check_steps(options.get("steps"), name=prefix("steps"))
+    return check_svnr_noise(options.get("read_noise"), options.get("shot_noise"),
+                            names=(prefix("read_noise"), prefix("shot_noise")))
+
+
 def check_steps(steps, *, name: str = "steps=") -> int | None:
     """`steps` must be None (set by the noise) or an integer >= 1 (`name` prefixes it in the message)."""
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
