@@ -68,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--time-sampling", choices=("uniform", "lognormal"), default="uniform",
                    help="conditional kind: training times uniform over 1..T (SR3) or EDM's log-normal noise levels")
     v.add_argument("--schedule", choices=("svnr", "vp"), default="svnr",
-                   help="svnr: gamma_t = 5(1 - alpha_bar_t), SVNR's chain; vp: gamma_t = (1 - alpha_bar_t)/alpha_bar_t, "
-                        "DDPM's chain in VE form, pure noise at T (for the conditional baseline)")
+                   help="svnr: gamma_t = 5(1 - alpha_bar_t), SVNR's chain; vp: gamma_t = "
+                        "(1 - alpha_bar_t)/alpha_bar_t, DDPM's chain in VE form, pure noise at T (for the baseline)")
     v.add_argument("--train-dir", action="append", required=True, type=Path, help="folder of clean images (repeatable)")
     v.add_argument("--val-dir", type=Path, help="clean images whose centre crops give the PSNR in the model card")
     v.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, final weights and card (resumes if a checkpoint is there)")
@@ -149,7 +149,8 @@ def _cmd_train_svnr(args) -> int:
 
     cfg = SVNRConfig(name=args.name, kind=args.kind, parameterization=args.parameterization,
                      loss_weighting=args.loss_weighting, time_sampling=args.time_sampling,
-                     schedule_form=args.schedule, lam=5.0 if args.schedule == "svnr" else 1.0, train_dirs=[str(d) for d in args.train_dir],
+                     schedule_form=args.schedule, lam=5.0 if args.schedule == "svnr" else 1.0,
+                     train_dirs=[str(d) for d in args.train_dir],
                      val_dir=str(args.val_dir) if args.val_dir else None, base_width=args.base_width,
                      levels=args.levels, patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps,
                      lr=args.lr, lr_min=min(1e-6, args.lr), seed=args.seed,

@@ -17,8 +17,8 @@ the x̂_0 loss, stayed below it.
 
 Random crops of clean sRGB images are converted to linear values over a random white level and
 given shot + read noise (:func:`~denoiselab.svnr.noise.make_noisy_batch`); the loss is the MSE
-between ε̂ and the target (times the parameterisation's weight), averaged over the pixels with t > 0 (at t = 0 the target is noise
-the sampler never uses: it multiplies ε̂ by √γ_0 = 0). Adam with the cosine decay of
+between ε̂ and the target (times the parameterisation's weight), averaged over the pixels with
+t > 0 (at t = 0 the target is noise the sampler never uses: it multiplies ε̂ by √γ_0 = 0). Adam with the cosine decay of
 :mod:`denoiselab.training.train`, gradient-norm clipping, checkpoints every `checkpoint_every`
 steps that resume exactly (model, optimiser, RNG, loss log), bf16 autocast on CUDA only, and at the
 end safetensors weights with a JSON card that records the validation PSNR on a few fixed crops.
@@ -48,7 +48,8 @@ from .noise import READ_RANGE, SHOT_RANGE, SIGMA_FLOOR, WHITE_RANGE, add_svnr_no
 from .schedule import VESchedule
 from .unet import Preconditioned, SVNRUNet
 
-__all__ = ["KINDS", "PARAMETERIZATIONS", "LOSS_WEIGHTINGS", "TIME_SAMPLINGS", "SVNRConfig", "build_model", "SVNRModel", "training_loss", "evaluate_svnr", "train_svnr", "load_svnr"]
+__all__ = ["KINDS", "PARAMETERIZATIONS", "LOSS_WEIGHTINGS", "TIME_SAMPLINGS", "SVNRConfig", "build_model",
+           "SVNRModel", "training_loss", "evaluate_svnr", "train_svnr", "load_svnr"]
 
 KINDS = ("svnr", "svnr-uncorrelated", "conditional")
 PARAMETERIZATIONS = ("eps", "edm")
@@ -62,6 +63,10 @@ class SVNRConfig:
 
     Noise parameters are on the linear [0, 1/w] scale of :mod:`denoiselab.svnr.noise`;
     `val_noise` lists ``[read_sigma, shot_sigma, white_level]`` settings for the validation.
+    `parameterization` (eps, edm), `sigma_data` (σ_d of edm), `loss_weighting` (natural, x0),
+    `time_sampling` (uniform, lognormal; conditional kind only) and `schedule_form` (svnr, vp;
+    with `lam`) are the recipe choices of :func:`training_loss`, :func:`build_model` and
+    :class:`~denoiselab.svnr.schedule.VESchedule`.
     """
 
     name: str
@@ -142,8 +147,9 @@ def training_loss(model: nn.Module, kind: str, x_srgb: Tensor, *, cfg: SVNRConfi
     ``cfg.loss_weighting``: "natural" is the parameterisation's own loss (1 for ε; for
     :class:`~denoiselab.svnr.unet.Preconditioned`, ``model.loss_weight(t)``, the MSE on F), "x0"
     is the MSE on x̂_0 (γ_t/σ_d², every time by its error in the image). The baseline's times are
-    U{1..T} ("uniform", SR3) or EDM's log-normal ln σ ~ N(−1.2, 1.2²) ("lognormal"), which seldom
-    draws the tiny σ where the ε target is unpredictable and its gradients are mostly noise.
+    U{1..T} ("uniform", SR3) or EDM's log-normal ln σ ~ N(−1.2, 1.2²) ("lognormal"), as
+    fractional times. On DDPM's chain uniform t puts three quarters of the draws at σ > 1, where
+    x_t shows almost nothing; the log-normal puts 95 % in σ ≈ 0.03–3.
     """
     x0, y, sigma2 = make_noisy_batch(x_srgb, read_range=cfg.read_range, shot_range=cfg.shot_range,
                                      white_range=cfg.white_range, generator=generator)
