@@ -21,14 +21,17 @@ calls count single-image evaluations (the mean of K samples runs K chains: K tim
     python benchmarks/svnr.py                   # the committed table (CPU, about 30 min)
     python benchmarks/svnr.py --quick           # 1 image, 32 px, short schedules: wiring only
 
-Writes benchmarks/results/svnr/<date>_<commit>_<device>.{csv,md}.
+Writes benchmarks/results/svnr/<date>_<commit>_<device>.{csv,md,png}; the figure shows the first
+image of each set at the medium and high levels, every method side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -36,10 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from denoiselab.bench.real import make_figure
 from denoiselab.bench.tables import markdown_table, provenance, result_stem, write_csv
 from denoiselab.datasets import center_crop
 from denoiselab.denoisers import load_denoiser
-from denoiselab.io import atomic_write, read_image, to_tensor
+from denoiselab.io import atomic_write, read_image, to_tensor, write_image
 from denoiselab.metrics import psnr, ssim
 from denoiselab.svnr import add_svnr_noise, estimate_variance, load_svnr, sample_conditional, sample_svnr, to_linear, to_srgb
 from denoiselab.svnr.weights import SHIPPED, SVNR_WEIGHTS_DIR
@@ -86,7 +90,9 @@ def methods(models: dict, *, long_steps: int, short_steps: int, svnr_steps: list
 
 
 def run(items, models, *, long_steps: int, short_steps: int, long_limit: int, svnr_steps: list[int],
-        svnr_samples: int, only: list[str] | None = None) -> list[dict]:
+        svnr_samples: int, only: list[str] | None = None, pictures: Path | None = None) -> list[dict]:
+    """The table's rows; with `pictures`, the first image of each set is saved there at the medium and
+    high levels, as ``<set>/<image>-<level index>-<level>/<method>.png`` (the layout of ``bench.real.make_figure``)."""
     rows = []
     solvers = [(name, solve) for name, solve in methods(models, long_steps=long_steps, short_steps=short_steps,
                                                         svnr_steps=svnr_steps, svnr_samples=svnr_samples)
@@ -107,6 +113,12 @@ def run(items, models, *, long_steps: int, short_steps: int, long_limit: int, sv
                     x_hat, calls = solve(y, sigma2, seed)
                 seconds = time.perf_counter() - start
                 out = to_srgb(x_hat.clamp(0, 1))
+                if pictures is not None and per_set[dataset] == 1 and level != "low":
+                    folder = pictures / dataset / f"{name}-{level_index}-{level}"  # sorts medium before high
+                    folder.mkdir(parents=True, exist_ok=True)
+                    write_image(folder / f"{method}.png", out[0].permute(1, 2, 0).numpy())
+                    if method == "noisy":
+                        write_image(folder / "clean.png", x_srgb[0].permute(1, 2, 0).numpy())
                 rows.append({"dataset": dataset, "image": name, "level": level, "method": method,
                              "psnr": float(psnr(out, x_srgb).mean()), "ssim": float(ssim(out, x_srgb).mean()),
                              "calls": int(calls), "seconds": seconds})
@@ -160,11 +172,18 @@ def main() -> int:
     roles = {"svnr": "svnr", "svnr-uncorrelated": "svnr-uncorrelated", "baseline": args.baseline}
     models = {role: load_svnr(args.weights_dir / f"{SHIPPED[kind]}.safetensors" if kind in SHIPPED else Path(kind))
               for role, kind in roles.items()}
-    rows = run(images(args.data_root, args.limit, args.crop), models, long_steps=args.long_steps,
-               short_steps=args.short_steps, long_limit=args.long_limit, svnr_steps=args.svnr_steps,
-               svnr_samples=args.svnr_samples, only=args.only)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = result_stem(args.out, "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = run(images(args.data_root, args.limit, args.crop), models, long_steps=args.long_steps,
+                   short_steps=args.short_steps, long_limit=args.long_limit, svnr_steps=args.svnr_steps,
+                   svnr_samples=args.svnr_samples, only=args.only, pictures=Path(tmp) / "images")
+        index = {level: i for i, level in enumerate(LEVELS)}
+        shown = [dict(r, image=f"{r['image']}-{index[r['level']]}-{r['level']}") for r in rows]
+        figure = make_figure(Path(tmp), list(dict.fromkeys(r["method"] for r in rows)), ["CBSD68", "Kodak24"], shown,
+                             zoom=args.crop)
+        if figure is not None:
+            shutil.copyfile(figure, stem.with_suffix(".png"))
     write_csv(stem.with_suffix(".csv"), rows)
     cards = "; ".join(f"{m.card.get('name', kind)} ({(m.card.get('parameterization') or {}).get('name', 'eps')}, "
                       f"{m.schedule.form} chain): {m.card.get('steps')} steps, {m.card.get('wall_time_minutes')} min"
