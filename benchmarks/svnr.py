@@ -89,10 +89,15 @@ def methods(models: dict, *, long_steps: int, short_steps: int, svnr_steps: list
     yield "BM3D (RMS σ)", lambda y, s2, seed: (bm3d(y, float(s2.mean().sqrt())), 0)
 
 
+def _picture(image: str, level: str) -> str:
+    """The figure's name for an image at a noise level; the level's index first, so medium sorts before high."""
+    return f"{image}-{list(LEVELS).index(level)}-{level}"
+
+
 def run(items, models, *, long_steps: int, short_steps: int, long_limit: int, svnr_steps: list[int],
         svnr_samples: int, only: list[str] | None = None, pictures: Path | None = None) -> list[dict]:
     """The table's rows; with `pictures`, the first image of each set is saved there at the medium and
-    high levels, as ``<set>/<image>-<level index>-<level>/<method>.png`` (the layout of ``bench.real.make_figure``)."""
+    high levels, as ``<set>/<_picture(image, level)>/<method>.png`` (the layout of ``bench.real.make_figure``)."""
     rows = []
     solvers = [(name, solve) for name, solve in methods(models, long_steps=long_steps, short_steps=short_steps,
                                                         svnr_steps=svnr_steps, svnr_samples=svnr_samples)
@@ -114,7 +119,7 @@ def run(items, models, *, long_steps: int, short_steps: int, long_limit: int, sv
                 seconds = time.perf_counter() - start
                 out = to_srgb(x_hat.clamp(0, 1))
                 if pictures is not None and per_set[dataset] == 1 and level != "low":
-                    folder = pictures / dataset / f"{name}-{level_index}-{level}"  # sorts medium before high
+                    folder = pictures / dataset / _picture(name, level)
                     folder.mkdir(parents=True, exist_ok=True)
                     write_image(folder / f"{method}.png", out[0].permute(1, 2, 0).numpy())
                     if method == "noisy":
@@ -178,8 +183,7 @@ def main() -> int:
         rows = run(images(args.data_root, args.limit, args.crop), models, long_steps=args.long_steps,
                    short_steps=args.short_steps, long_limit=args.long_limit, svnr_steps=args.svnr_steps,
                    svnr_samples=args.svnr_samples, only=args.only, pictures=Path(tmp) / "images")
-        index = {level: i for i, level in enumerate(LEVELS)}
-        shown = [dict(r, image=f"{r['image']}-{index[r['level']]}-{r['level']}") for r in rows]
+        shown = [dict(r, image=_picture(r["image"], r["level"])) for r in rows]
         figure = make_figure(Path(tmp), list(dict.fromkeys(r["method"] for r in rows)), ["CBSD68", "Kodak24"], shown,
                              zoom=args.crop)
         if figure is not None:

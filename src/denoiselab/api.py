@@ -527,7 +527,8 @@ def _run_scoredvi(stack: np.ndarray, tile: int | None, overlap: int, *, preset: 
 
 
 def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, samples: int, tile: int | None,
-              overlap: int, *, steps: int | None = None, seed: int, progress: bool, settings: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
+              overlap: int, *, steps: int | None = None, seed: int, progress: bool,
+              settings: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
     from tqdm.auto import tqdm
 
     from .svnr.denoise import check_svnr_noise, estimate_svnr_noise, sample_mean_std

@@ -9,7 +9,8 @@ docstrings say what must be validated by experiment.
 
 Where each part lives: schedule.py (γ_t, per-pixel time map), noise.py (linear RGB, shot + read
 noise, the test-time variance), unet.py (UNet with a per-pixel time embedding at every
-resolution; the EDM preconditioning of the conditioned baseline), diffusion.py (Eq. 11 training pairs, Eq. 8 reverse step, Alg. 2 sampler, the
+resolution; the EDM preconditioning of the conditioned baseline), diffusion.py (Eq. 11 training
+pairs, Eq. 8 reverse step, Alg. 2 sampler, the
 conditional baseline), train.py (training, validation, model cards, loading).
 
 Typical use, on sRGB images in [0, 1] (the sampler works on the linear scale)::

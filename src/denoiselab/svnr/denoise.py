@@ -54,7 +54,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DenoiselabError
-from .diffusion import sample_svnr
+from .diffusion import check_steps, sample_svnr
 from .noise import SIGMA_FLOOR, estimate_variance, to_linear, to_srgb
 from .train import SVNRModel
 
@@ -312,17 +312,10 @@ def check_svnr_options(method: str, options: dict, *, sigma_given: bool,
                             names=(prefix("read_noise"), prefix("shot_noise")))
 
 
-def check_steps(steps, *, name: str = "steps=") -> int | None:
-    """`steps` must be None (set by the noise) or an integer >= 1 (`name` prefixes it in the message)."""
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise DenoiselabError(f"{name}{steps!r} must be an integer >= 1 (network calls per chain), or left out "
-                              "to let the noise set them")
-    return steps
-
-
 @torch.no_grad()
 def sample_mean_std(y_srgb: Tensor, model: SVNRModel, reads: list[float], shots: list[float], *, samples: int,
-                    steps: int | None = None, generator: torch.Generator | None, progress: bool = False) -> tuple[Tensor, Tensor | None, int, float]:
+                    steps: int | None = None, generator: torch.Generator | None,
+                    progress: bool = False) -> tuple[Tensor, Tensor | None, int, float]:
     """The core of :func:`denoise_svnr`, without its checks: one (read, shot) per image given.
 
     Returns ``(mean, std or None, calls, t_max)`` on `y_srgb`'s device, float32.

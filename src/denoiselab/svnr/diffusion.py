@@ -262,9 +262,18 @@ def _x0_hat(model: Model, y: Tensor, x: Tensor, t: Tensor, sched: VESchedule) ->
     return x - sched.gamma(t).sqrt().to(x.dtype) * eps.to(x.dtype)
 
 
+def check_steps(steps, *, name: str = "steps=") -> int | None:
+    """`steps` must be None (set by the noise) or an integer >= 1 (`name` prefixes it in the message)."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise DenoiselabError(f"{name}{steps!r} must be an integer >= 1 (network calls per chain), or left out "
+                              "to let the noise set them")
+    return steps
+
+
 @torch.no_grad()
 def sample_svnr(model: Model, y: Tensor, sigma2: Tensor, *, steps: int | None = None,
-                schedule: VESchedule | None = None, seed: int | None = None, generator: torch.Generator | None = None, clamp: bool = False,
+                schedule: VESchedule | None = None, seed: int | None = None,
+                generator: torch.Generator | None = None, clamp: bool = False,
                 progress: bool = False, callback: Callable[[dict], None] | None = None,
                 return_calls: bool = False) -> Tensor | tuple[Tensor, int]:
     """Denoise by SVNR's reverse chain started from the noisy image itself (Alg. 2).
@@ -324,8 +333,7 @@ def sample_svnr(model: Model, y: Tensor, sigma2: Tensor, *, steps: int | None = 
     _check_sigma2(sigma2, y)
     sched = schedule or DEFAULT_SCHEDULE
     gen = resolve_generator(seed, generator)
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise DenoiselabError(f"steps={steps!r} must be an integer >= 1 (model calls), or None for ⌈max t*⌉ unit steps")
+    check_steps(steps)
     t_star = sched.time_map(sigma2, clamp=clamp).to(torch.float64)
     t_max = float(t_star.max()) if t_star.numel() else 0.0
     n_calls = math.ceil(t_max) if steps is None else (steps if t_max > 0 else 0)

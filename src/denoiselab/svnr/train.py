@@ -260,9 +260,9 @@ def train_svnr(cfg: SVNRConfig, out_dir: str | Path, *, progress: bool = True,
     device = resolve_device(cfg.device)
     schedule = VESchedule(T=cfg.T, lam=cfg.lam, form=cfg.schedule_form)
     torch.manual_seed(cfg.seed)
+    parameterization = {"name": cfg.parameterization, "sigma_data": cfg.sigma_data}  # also the card's
     model = build_model(SVNRUNet(cfg.channels, base_width=cfg.base_width, levels=cfg.levels,
-                                 time_pairs=cfg.time_pairs, T=cfg.T),
-                        schedule, {"name": cfg.parameterization, "sigma_data": cfg.sigma_data}).to(device)
+                                 time_pairs=cfg.time_pairs, T=cfg.T), schedule, parameterization).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     ckpt = out_dir / "checkpoint.safetensors"
@@ -336,7 +336,7 @@ def train_svnr(cfg: SVNRConfig, out_dir: str | Path, *, progress: bool = True,
         "name": cfg.name,
         "kind": cfg.kind,
         "architecture": model.config(),
-        "parameterization": {"name": cfg.parameterization, "sigma_data": cfg.sigma_data},
+        "parameterization": parameterization,
         "schedule": schedule.to_dict(),
         "training_data": [str(Path(d).name) for d in cfg.train_dirs],
         "training_images": len(images),
