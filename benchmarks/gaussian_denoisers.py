@@ -9,6 +9,7 @@ Writes benchmarks/results/gaussian_denoisers/<date>_<commit>_<device>.{csv,md}.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=["CBSD68", "BSD68", "Set12"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="2 images, σ 25 only")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32", help="arithmetic of the networks")
+    p.add_argument("--resume", type=Path, help="CSV that collects rows as they are measured; a rerun skips them")
+    p.add_argument("--rows-only", action="store_true", help="measure into --resume only; write no table")
     p.add_argument("--include", type=Path, action="append", default=[],
                    help="rows of an earlier run (its CSV) to merge into this table, e.g. BM3D run in another process")
     args = p.parse_args()
@@ -40,9 +44,23 @@ def main() -> None:
         args.limit, args.sigmas = 2, [25]
     channels = {"CBSD68": 3, "Kodak24": 3, "BSD68": 1, "Set12": 1}
     datasets = [Dataset(name, args.data_root / "test" / "synthetic" / name, channels[name]) for name in args.datasets]
+    done = read_csv(args.resume, text=("image",)) if args.resume and args.resume.is_file() else []
+
+    def keep(row: dict) -> None:  # one line per measurement, so a killed run loses at most one image
+        if args.resume:
+            new = not args.resume.is_file()
+            with open(args.resume, "a", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(row))
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+
     rows = run_gaussian_benchmark(datasets, {3: args.color, 1: args.gray}, args.sigmas, limit=args.limit,
-                                  bm3d_limit=args.bm3d_limit, device=args.device)
-    rows = [row for path in args.include for row in read_csv(path)] + rows
+                                  bm3d_limit=args.bm3d_limit, device=args.device, precision=args.precision,
+                                  done=done, on_row=keep)
+    rows = [row for path in args.include for row in read_csv(path)] + done + rows
+    if args.rows_only:
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     stem = result_stem(args.out, args.device)
     write_csv(stem.with_suffix(".csv"), rows)

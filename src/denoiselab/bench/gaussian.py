@@ -47,7 +47,8 @@ def noisy_copy(x: torch.Tensor, sigma255: float, seed: int, index: int) -> torch
 
 def run_gaussian_benchmark(datasets: list[Dataset], methods: dict[int, list[str]], sigmas255: list[float], *,
                            seed: int = 0, limit: int | None = None, bm3d_limit: int | None = None,
-                           device: str | torch.device = "cpu", progress: bool = True) -> list[dict]:
+                           device: str | torch.device = "cpu", progress: bool = True, precision: str = "fp32",
+                           done: list[dict] = (), on_row=None) -> list[dict]:
     """Denoise every image of `datasets` at every σ with each method for its channel count.
 
     Parameters
@@ -62,6 +63,12 @@ def run_gaussian_benchmark(datasets: list[Dataset], methods: dict[int, list[str]
         Only the first `limit` images (sorted by name) of each dataset.
     bm3d_limit : int, optional
         BM3D only on the first `bm3d_limit` images (it takes ~10–100 s per image on one core).
+    precision : {"fp32", "bf16", "auto"}
+        Arithmetic of the networks (see :func:`~denoiselab.denoisers.load_denoiser`).
+    done : list of dict
+        Rows of an earlier, interrupted run: those (method, dataset, image, σ) are not redone.
+    on_row : callable, optional
+        Called with each new row as soon as it is measured (e.g. to append it to a CSV).
 
     Returns
     -------
@@ -70,16 +77,18 @@ def run_gaussian_benchmark(datasets: list[Dataset], methods: dict[int, list[str]
     """
     rows = []
     device = torch.device(device)
+    finished = {(r["method"], r["dataset"], r["image"], float(r["sigma255"])) for r in done}
     for ds in datasets:
         files = list_images(ds.folder)[:limit]
         images = [to_tensor(read_image(p).array) for p in files]
         for name in methods[ds.channels]:
-            denoiser = load_denoiser(name, device=device)
+            denoiser = load_denoiser(name, device=device, precision=precision)
             n = min(len(files), bm3d_limit) if (name == "bm3d" and bm3d_limit) else len(files)
-            with torch.no_grad():
+            with torch.inference_mode():
                 denoiser(images[0][..., :64, :64].to(device), 0.1)  # warm-up
                 for s255 in sigmas255:
-                    for i in tqdm(range(n), desc=f"{name} {ds.name} σ={s255:g}", disable=not progress, leave=False):
+                    todo = [i for i in range(n) if (name, ds.name, files[i].name, float(s255)) not in finished]
+                    for i in tqdm(todo, desc=f"{name} {ds.name} σ={s255:g}", disable=not progress, leave=False):
                         x = images[i]
                         y = noisy_copy(x, s255, seed, i).to(device)
                         if device.type == "cuda":
@@ -94,8 +103,10 @@ def run_gaussian_benchmark(datasets: list[Dataset], methods: dict[int, list[str]
                             "method": name, "dataset": ds.name, "image": files[i].name, "sigma255": s255,
                             "psnr": round(float(psnr(x_hat, x)[0]), 4), "ssim": round(float(ssim(x_hat, x)[0]), 5),
                             "seconds": round(seconds, 4), "megapixels": x.shape[-1] * x.shape[-2] / 1e6,
-                            "device": str(device), "seed": seed,
+                            "device": str(device), "seed": seed, "precision": getattr(denoiser, "precision", "fp32"),
                         })
+                        if on_row is not None:
+                            on_row(rows[-1])
     return rows
 
 

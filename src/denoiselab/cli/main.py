@@ -1,5 +1,5 @@
-"""``denoiselab`` command line: denoise, report, restore, sample, estimate-noise, list, train-denoiser,
-train-svnr, bench.
+"""``denoiselab`` command line: denoise, report, restore, sample, estimate-noise, list, import-weights,
+train-denoiser, train-svnr, bench.
 
 Every problem the user can fix (a bad path, an unreadable image, a value out of range) is a
 `DenoiselabError`: printed as one line on stderr, exit code 2, no traceback, no output file.
@@ -33,6 +33,21 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--stride", type=int, default=4, help="pixel-shuffle stride for the signal-dependent estimate (1 = none)")
 
     sub.add_parser("list", help="list the denoisers")
+
+    w = sub.add_parser("import-weights", help="convert a published denoiser checkpoint into safetensors + JSON card",
+                       description="Reads the checkpoint with torch.load(weights_only=True), allowing only the classes its "
+                                   "format needs; a file that would run code is refused. Load the result by path, or by "
+                                   "name from a folder listed in DENOISELAB_WEIGHTS.")
+    w.add_argument("checkpoint", type=Path, help="the published .pt/.pth file")
+    w.add_argument("-o", "--output", type=Path, required=True, metavar="NAME.safetensors",
+                   help="where to write the weights; the card goes beside it as NAME.json")
+    w.add_argument("--format", choices=("auto", "bfcnn", "mohan2020"), default="auto",
+                   help="bfcnn: Kadkhodaie & Simoncelli's / ScoreDVI's BF-CNN state dict; mohan2020: Mohan et al.'s "
+                        "bias-free DnCNN or UNet checkpoint; auto: tell them apart by their keys")
+    w.add_argument("--source", help="repository @ commit : path of the original, for the card")
+    w.add_argument("--paper", help="the paper to cite, for the card")
+    w.add_argument("--licence", help="licence name, for the card (a LICENSE file beside the checkpoint is copied in too)")
+    w.add_argument("--training-data", help="training data as the source states it, for the card")
 
     t = sub.add_parser("train-denoiser", help="train a blind bias-free DnCNN (MMSE) on folders of clean images")
     t.add_argument("--name", required=True, help="name of the weights (file <out>/<name>.safetensors)")
@@ -136,6 +151,16 @@ def _cmd_estimate(args) -> int:
     return 0
 
 
+def _cmd_import_weights(args) -> int:
+    from ..denoisers.importing import import_weights
+    from ..denoisers.registry import describe_denoiser
+
+    out = import_weights(args.checkpoint, args.output, fmt=args.format, source=args.source, paper=args.paper,
+                         licence=args.licence, training_data=args.training_data)
+    print(f"{out}: {describe_denoiser(str(out))}")
+    return 0
+
+
 def _cmd_list(args) -> int:  # noqa: ARG001
     from ..denoisers import describe_denoiser, list_denoisers
 
@@ -188,7 +213,8 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"denoise": cmd_denoise, "report": cmd_report, "estimate-noise": _cmd_estimate, "list": _cmd_list, "train-denoiser": _cmd_train, "train-svnr": _cmd_train_svnr,
+COMMANDS = {"denoise": cmd_denoise, "report": cmd_report, "estimate-noise": _cmd_estimate, "list": _cmd_list,
+            "import-weights": _cmd_import_weights, "train-denoiser": _cmd_train, "train-svnr": _cmd_train_svnr,
             "bench": _cmd_bench, "restore": cmd_restore, "sample": cmd_sample}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .precision import run_layers
 from .protocol import check_image_batch
 
 
@@ -61,6 +62,7 @@ class BFDnCNN(nn.Module):
     """
 
     blind = True  # forward ignores sigma; see denoisers.noise_level for solvers that need a level
+    precision = "fp32"  # "bf16" set by denoisers.precision.prepare_network
 
     def __init__(self, channels: int = 3, *, depth: int = 20, width: int = 64):
         super().__init__()
@@ -84,7 +86,8 @@ class BFDnCNN(nn.Module):
     def forward(self, y: Tensor, sigma: float | Tensor | None = None) -> Tensor:  # noqa: ARG002 - blind
         """Denoise `y` (B, C, H, W) in [0, 1]; `sigma` is accepted for the protocol and ignored."""
         check_image_batch(y, channels=(self.channels,))
-        return y - self.body(y)
+        residual = run_layers(self.body, y.contiguous(memory_format=torch.channels_last), self.precision)
+        return (y - residual.to(y.dtype)).contiguous()
 
     def config(self) -> dict:
         return {"architecture": "bfdncnn", "channels": self.channels, "depth": self.depth, "width": self.width}
