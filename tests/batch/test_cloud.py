@@ -11,7 +11,7 @@ from denoiselab.batch.storage import is_url, redact
 from denoiselab.cli.main import main
 from denoiselab.errors import DenoiselabError
 
-OPTIONS = ["--method", "bm3d", "--sigma", "10", "--device", "cpu"]
+OPTIONS = ["--method", "tv", "--sigma", "10", "--device", "cpu"]
 
 
 def test_url_batch_writes_every_output_and_resumes(s3, capsys):
@@ -34,7 +34,7 @@ def test_url_batch_writes_every_output_and_resumes(s3, capsys):
     assert main(["denoise", f"s3://{bucket}/raw/*.png", "-o", out, *OPTIONS]) == 0
     assert "3 images, 3 already done (skipped)" in capsys.readouterr().out
     s3.fs.rm_file(f"{bucket}/out/im01.png")
-    summary = run_batch([f"s3://{bucket}/raw/"], out, DenoiseOptions(method="bm3d", sigma255=10, device="cpu"))
+    summary = run_batch([f"s3://{bucket}/raw/"], out, DenoiseOptions(method="tv", sigma255=10, device="cpu"))
     assert (summary.done, summary.skipped) == (1, 2)
     assert s3.fs.exists(f"{bucket}/out/im01.png")
 
@@ -43,7 +43,7 @@ def test_local_inputs_to_a_bucket_and_a_bucket_to_a_local_folder(s3, tmp_path):
     bucket = s3.new_bucket()
     s3.upload_images(f"{bucket}/raw", 2)
     local_out = tmp_path / "down"
-    summary = run_batch([f"s3://{bucket}/raw/*.png"], local_out, DenoiseOptions(method="bm3d", sigma255=10,
+    summary = run_batch([f"s3://{bucket}/raw/*.png"], local_out, DenoiseOptions(method="tv", sigma255=10,
                                                                                  device="cpu"))
     assert summary.done == 2 and sorted(p.name for p in local_out.iterdir()) == ["im00.png", "im01.png",
                                                                                   "manifest.jsonl"]
