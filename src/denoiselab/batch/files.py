@@ -5,9 +5,10 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import DenoiselabError
+from . import storage
 
 #: Extensions (lower case) picked up from folders and allowed for outputs.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -17,7 +18,9 @@ _GLOB_CHARS = set("*?[")
 
 
 def is_pattern(spec: str) -> bool:
-    """True if `spec` holds a glob wildcard (``*``, ``?`` or ``[``) and names no existing file."""
+    """True if `spec` holds a glob wildcard (``*``, ``?`` or ``[``) and (a local path) names no existing file."""
+    if storage.is_url(spec):
+        return bool(_GLOB_CHARS & set(spec.split("://", 1)[1]))
     return bool(_GLOB_CHARS & set(spec)) and not os.path.lexists(os.path.expanduser(spec))
 
 
@@ -25,22 +28,28 @@ def is_batch(specs: Sequence[str], output: str | os.PathLike[str]) -> bool:
     """Tell whether ``denoise`` runs as a batch (output folder + manifest) or on one file.
 
     A batch is: more than one input, any folder or glob pattern among them, or an output that is
-    an existing folder. One plain file to one file path is not a batch.
+    an existing folder (a URL: a prefix holding objects, or ending with ``/``). One plain file
+    to one file path is not a batch.
 
     Parameters
     ----------
     specs : sequence of str
-        The inputs as typed: files, folders or glob patterns.
+        The inputs as typed: files, folders or glob patterns; local paths or URLs.
     output : str or path-like
         The ``-o`` value.
     """
-    if len(specs) != 1 or Path(os.fspath(output)).expanduser().is_dir():
+    if len(specs) != 1 or _is_folder(os.fspath(output)):
         return True
     spec = specs[0]
-    return is_pattern(spec) or Path(spec).expanduser().is_dir()
+    return is_pattern(spec) or _is_folder(spec)
 
 
-def expand_inputs(specs: Iterable[str]) -> list[Path]:
+def _is_folder(spec: str) -> bool:
+    location = storage.as_location(spec)
+    return storage.is_folder(location) if storage.is_url(location) else Path(location).is_dir()
+
+
+def expand_inputs(specs: Iterable[str]) -> list[Path | str]:
     """Turn files, folders and glob patterns into a list of image files, in a stable order.
 
     Parameters
@@ -50,29 +59,37 @@ def expand_inputs(specs: Iterable[str]) -> list[Path]:
         format), a folder (its files ending in .png, .jpg, .jpeg, .tif or .tiff, any case, not
         recursive, sorted by name; hidden files skipped) or a glob pattern (``*``, ``?``,
         ``[...]``; ``**`` recurses; matches sorted; folders among the matches expanded as
-        above; hidden files only when the pattern names them).
+        above; hidden files only when the pattern names them). A URL (``s3://bucket/raw/*.tif``)
+        is expanded the same way by its storage (patterns remotely; ``file://`` is a local path).
 
     Returns
     -------
-    list of Path
-        Absolute paths, in the order of `specs`, each file once (the first time it appears).
+    list of Path or str
+        Absolute paths (Path) and object URLs (str), in the order of `specs`, each once (the
+        first time it appears).
 
     Raises
     ------
     DenoiselabError
         If a path does not exist, a folder holds no image, or a pattern matches nothing.
     """
-    found: list[Path] = []
-    seen: set[Path] = set()
+    found: list[Path | str] = []
+    seen: set[Path | str] = set()
 
-    def add(path: Path) -> None:
-        absolute = Path(os.path.abspath(path))
-        key = absolute.resolve()
+    def add(path: Path | str) -> None:
+        absolute = path if isinstance(path, str) else Path(os.path.abspath(path))
+        key = absolute if isinstance(absolute, str) else absolute.resolve()
         if key not in seen:
             seen.add(key)
             found.append(absolute)
 
     for spec in specs:
+        if storage.is_url(spec):
+            for url in storage.expand_url(spec, IMAGE_EXTENSIONS):
+                add(url)
+            continue
+        if spec.lower().startswith("file://"):
+            spec = storage.as_location(spec)
         path = Path(spec).expanduser()
         if is_pattern(spec):
             matches = sorted(glob.glob(os.path.expanduser(spec), recursive=True))
@@ -105,13 +122,13 @@ def _folder_images(folder: Path) -> list[Path]:
     return [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()]
 
 
-def output_name(input_path: Path, fmt: str | None) -> str:
+def output_name(input_path: Path | str, fmt: str | None) -> str:
     """The output file name for `input_path`: same stem; extension from `fmt`, else the input's.
 
     Parameters
     ----------
-    input_path : Path
-        The input image.
+    input_path : Path or str
+        The input image (a path or a URL).
     fmt : {"png", "jpg", "tif"} or None
         The output format (``--format``); None keeps the input's extension (lower case), or
         ``.png`` when the input's extension is not an image one.
@@ -121,48 +138,51 @@ def output_name(input_path: Path, fmt: str | None) -> str:
     >>> output_name(Path("raw/a.TIF"), None), output_name(Path("raw/a.jpeg"), "png"), output_name(Path("x.dat"), None)
     ('a.tif', 'a.png', 'x.png')
     """
+    input_path = PurePosixPath(storage.basename(input_path)) if isinstance(input_path, str) else input_path
     if fmt is not None:
         return input_path.stem + FORMATS[fmt]
     suffix = input_path.suffix.lower()
     return input_path.stem + (suffix if suffix in IMAGE_EXTENSIONS else ".png")
 
 
-def plan_outputs(inputs: Sequence[Path], out_dir: Path, fmt: str | None) -> list[Path]:
+def plan_outputs(inputs: Sequence[Path | str], out_dir: Path | str, fmt: str | None) -> list[Path | str]:
     """One output path in `out_dir` per input, checked for clashes before anything runs.
 
     Parameters
     ----------
-    inputs : sequence of Path
-        The input files (absolute).
-    out_dir : Path
-        The output folder.
+    inputs : sequence of Path or str
+        The input files (absolute paths, or URLs as str).
+    out_dir : Path or str
+        The output folder (a local folder, or a URL prefix as str).
     fmt : {"png", "jpg", "tif"} or None
         As in :func:`output_name`.
 
     Returns
     -------
-    list of Path
-        Absolute output paths, in the order of `inputs`.
+    list of Path or str
+        Absolute output paths (URLs when `out_dir` is one), in the order of `inputs`.
 
     Raises
     ------
     DenoiselabError
         If two inputs would get the same output name, or an output would overwrite an input.
     """
-    outputs: list[Path] = []
-    taken: dict[str, Path] = {}
-    input_paths = {p.resolve() for p in inputs}
-    input_ids = {file_id for p in inputs if (file_id := _file_id(p)) is not None}
+    outputs: list[Path | str] = []
+    taken: dict[str, Path | str] = {}
+    remote = isinstance(out_dir, str) and storage.is_url(out_dir)
+    input_paths = {p if isinstance(p, str) else p.resolve() for p in inputs}
+    input_ids = {file_id for p in inputs if not isinstance(p, str) and (file_id := _file_id(p)) is not None}
     for path in inputs:
-        target = Path(os.path.abspath(out_dir / output_name(path, fmt)))
-        key = os.path.normcase(target.name)
+        name = output_name(path, fmt)
+        target: Path | str = storage.join(out_dir, name) if remote else Path(os.path.abspath(Path(out_dir) / name))
+        key = name if remote else os.path.normcase(name)
         if key in taken:
             raise DenoiselabError(
                 f"{taken[key]} and {path} would both be written to {target}; rename one, or run them into different "
                 "folders"
             )
         taken[key] = path
-        if target.resolve() in input_paths or _file_id(target) in input_ids:
+        if target in input_paths or (not remote and (target.resolve() in input_paths or _file_id(target) in input_ids)):
             raise DenoiselabError(
                 f"the output {target} would overwrite an input; choose another output folder (or --format)"
             )
@@ -179,15 +199,16 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def check_output(path: Path, *, protect: Iterable[Path] = (), what: str = "output") -> None:
+def check_output(path: Path | str, *, protect: Iterable[Path | str] = (), what: str = "output") -> None:
     """Fail early, before any computing, if `path` cannot be written as an image.
 
     Parameters
     ----------
-    path : Path
+    path : Path or str
         The file to be written: its extension must be an image one, its folder must exist and
-        be writable, and it must not be a folder.
-    protect : iterable of Path, optional
+        be writable, and it must not be a folder. A URL (str) is only checked for its
+        extension and against `protect` (its bucket: :func:`denoiselab.batch.storage.check_reachable`).
+    protect : iterable of Path or str, optional
         Files it must not be (the inputs).
     what : str, optional
         How to name the file in messages ("output", "uncertainty map").
@@ -199,11 +220,18 @@ def check_output(path: Path, *, protect: Iterable[Path] = (), what: str = "outpu
     """
     from ..io import same_file
 
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+    suffix = PurePosixPath(storage.basename(str(path))).suffix
+    if suffix.lower() not in IMAGE_EXTENSIONS:
         raise DenoiselabError(
-            f"cannot write the {what} {path}: unknown extension {path.suffix or '(none)'!r}; "
+            f"cannot write the {what} {storage.redact(str(path))}: unknown extension {suffix or '(none)'!r}; "
             f"use one of {', '.join(IMAGE_EXTENSIONS)}"
         )
+    if isinstance(path, str) and storage.is_url(path):
+        if path in {str(p) for p in protect}:
+            raise DenoiselabError(f"refusing to overwrite the input {path} with the {what}; choose another URL")
+        return
+    path = Path(path)
+    protect = [p for p in protect if not (isinstance(p, str) and storage.is_url(p))]
     for other in protect:
         if same_file(path, other):
             raise DenoiselabError(f"refusing to overwrite the input {other} with the {what}; choose another path")

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import DenoiselabError
 from ..svnr.denoise import SVNR_OPTIONS, check_svnr_options
+from . import storage
 from .files import check_output
 
 
@@ -278,10 +279,12 @@ def denoise_file(
     Parameters
     ----------
     input_path : str or path-like
-        The noisy image (PNG, JPEG, TIFF; 8/16-bit or float; gray/RGB; TIFF stacks).
+        The noisy image (PNG, JPEG, TIFF; 8/16-bit or float; gray/RGB; TIFF stacks); a local
+        path or a URL (``s3://bucket/raw/a.png``, see :mod:`denoiselab.batch.storage`).
     output_path : str or path-like
         Where the denoised image goes (.png, .jpg, .jpeg, .tif, .tiff); its folder must exist.
-        Never the input (checked, symlinks and hard links included).
+        Never the input (checked, symlinks and hard links included). A URL gets the whole
+        object in one upload, after the image is computed and encoded.
     options : DenoiseOptions
         Method and settings.
     uncertainty : str or path-like, optional
@@ -315,24 +318,25 @@ def denoise_file(
     from ..api import denoise
     from ..io import read_image, same_file, write_image
 
-    source = Path(os.path.abspath(os.fspath(input_path)))
-    target = Path(os.path.abspath(os.fspath(output_path)))
-    std_path = Path(os.path.abspath(os.fspath(uncertainty))) if uncertainty is not None else None
-    guarded = [source, *map(Path, protect)]
+    source, target = _location(input_path), _location(output_path)
+    std_path = _location(uncertainty) if uncertainty is not None else None
+    guarded = [source, *map(_location, protect)]
     if std_path is not None and not gives_uncertainty(options):
         raise DenoiselabError(f"{uncertainty_refusal(options)} (leave out --uncertainty)")
     check_output(target, protect=guarded)  # fail before the (possibly long) computation, not after it
     if std_path is not None:
         check_output(std_path, protect=guarded, what="uncertainty map")
-        if same_file(std_path, target):
+        if std_path == target or (isinstance(target, Path) and same_file(std_path, target)):
             raise DenoiselabError(f"the output and the uncertainty map would both be {target}; choose two paths")
-    image = read_image(source)
-    depth = output_depth(options.bit_depth, image.bit_depth, target, image.array.shape[-1])
+    with storage.staged_input(str(source)) as local_source:
+        image = read_image(local_source)
+    depth = output_depth(options.bit_depth, image.bit_depth, Path(storage.basename(str(target))), image.array.shape[-1])
     try:
         result = denoise(image.array, options.method, **api_options(options), return_details=True, progress=progress)
     except DenoiselabError as err:  # name the file: in a batch, the message is all the user sees of it
         raise DenoiselabError(f"cannot denoise {source}: {err}") from err
-    write_image(target, result.image, bit_depth=depth, metadata=image.metadata, protect=guarded)
+    with storage.staged_output(str(target)) as local_target:
+        write_image(local_target, result.image, bit_depth=depth, metadata=image.metadata, protect=_local(guarded))
     record = {"input": str(source), "output": str(target), "uncertainty": None, "status": "ok", "message": None,
               "method": result.method, "settings": options.to_dict(), "run": dict(result.settings),
               "noise": _noise_record(result.noise), "seconds": round(float(result.seconds), 4), "finished": _now(),
@@ -341,9 +345,19 @@ def denoise_file(
         try:
             record.update(_write_std(std_path, result.uncertainty, guarded))
         except BaseException:
-            target.unlink(missing_ok=True)  # the image and its map: both or neither
+            storage.remove(str(target))  # the image and its map: both or neither
             raise
     return FileResult(record=record, image=image, result=result)
+
+
+def _location(spec: str | os.PathLike[str]) -> Path | str:
+    """An absolute local Path, or a URL as a str (see :func:`denoiselab.batch.storage.as_location`)."""
+    location = storage.as_location(spec)
+    return location if storage.is_url(location) else Path(location)
+
+
+def _local(locations: Iterable[Path | str]) -> list[Path]:
+    return [p for p in locations if isinstance(p, Path)]
 
 
 def api_options(options: DenoiseOptions) -> dict:
@@ -357,15 +371,14 @@ def api_options(options: DenoiseOptions) -> dict:
     return kw
 
 
-def _write_std(path: Path, std: np.ndarray, protect: list[Path]) -> dict:
+def _write_std(path: Path | str, std: np.ndarray, protect: list[Path | str]) -> dict:
     from ..io import write_image
 
     plane = std.mean(axis=-1, keepdims=True)  # posterior std, mean over channels
-    if path.suffix.lower() in (".tif", ".tiff"):
-        write_image(path, plane, bit_depth=32, protect=protect)
-        return {"uncertainty": str(path), "uncertainty_scale": 1.0}
-    scale = float(plane.max()) or 1.0
-    write_image(path, plane / scale, bit_depth=8, protect=protect)
+    exact = str(path).lower().endswith((".tif", ".tiff"))
+    scale = 1.0 if exact else float(plane.max()) or 1.0
+    with storage.staged_output(str(path)) as local:
+        write_image(local, plane / scale, bit_depth=32 if exact else 8, protect=_local(protect))
     return {"uncertainty": str(path), "uncertainty_scale": scale}
 
 

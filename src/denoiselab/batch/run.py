@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import DenoiselabError
+from . import storage
 from .executors import LocalExecutor, RayExecutor, make_executor
 from .files import expand_inputs, make_folder, plan_outputs
 from .job import DenoiseOptions, Task, gives_uncertainty, uncertainty_refusal
-from .manifest import Manifest, is_done, latest_records, remove_stale_temp_files
+from .manifest import Manifest, RemoteManifest, is_done, latest_records, remove_stale_temp_files
 
 
 @dataclass
@@ -20,8 +21,8 @@ class BatchSummary:
 
     Attributes
     ----------
-    manifest : Path
-        The manifest file.
+    manifest : Path or str
+        The manifest file (its URL when the outputs are in object storage).
     total : int
         Images in the batch.
     skipped : int
@@ -32,7 +33,7 @@ class BatchSummary:
         The error records of this run (``input``, ``message``, ...).
     """
 
-    manifest: Path
+    manifest: Path | str
     total: int
     skipped: int = 0
     done: int = 0
@@ -49,9 +50,9 @@ class BatchSummary:
         return any(record.get("bug") for record in self.failed)
 
 
-def uncertainty_name(output: Path) -> str:
+def uncertainty_name(output: Path | str) -> str:
     """``a.png`` -> ``a_std.tif``: the posterior-std map of a batch output (float32 TIFF)."""
-    return f"{output.stem}_std.tif"
+    return f"{PurePosixPath(storage.basename(str(output))).stem}_std.tif"
 
 
 def plan_batch(
@@ -84,18 +85,30 @@ def plan_batch(
     if uncertainty_dir is not None and not gives_uncertainty(options):
         raise DenoiselabError(uncertainty_refusal(options))
     files = expand_inputs([os.fspath(p) for p in inputs])
-    out = make_folder(Path(os.path.abspath(os.fspath(out_dir))))
-    outputs = plan_outputs(files, out, fmt)
-    std_paths: list[Path | None] = [None] * len(files)
+    outputs = plan_outputs(files, _output_folder(out_dir, "output folder"), fmt)
+    std_paths: list[Path | str | None] = [None] * len(files)
     if uncertainty_dir is not None:
-        std_dir = make_folder(Path(os.path.abspath(os.fspath(uncertainty_dir))), "uncertainty folder")
-        std_paths = [std_dir / uncertainty_name(p) for p in outputs]
-        clash = {p.resolve() for p in outputs} & {p.resolve() for p in std_paths}
-        clash |= {p.resolve() for p in files} & {p.resolve() for p in std_paths}
+        std_dir = _output_folder(uncertainty_dir, "uncertainty folder")
+        std_paths = [storage.join(std_dir, uncertainty_name(p)) if isinstance(std_dir, str)
+                     else std_dir / uncertainty_name(p) for p in outputs]
+
+        def resolved(paths):
+            return {p if isinstance(p, str) else p.resolve() for p in paths}
+
+        clash = (resolved(outputs) | resolved(files)) & resolved(std_paths)
         if clash:
             raise DenoiselabError(f"an uncertainty map would overwrite {sorted(clash)[0]}; choose another uncertainty folder")
     return [Task(input=str(src), output=str(dst), options=options, uncertainty=str(std) if std else None)
             for src, dst, std in zip(files, outputs, std_paths)]
+
+
+def _output_folder(spec: str | os.PathLike[str], what: str) -> Path | str:
+    """A local folder (created) or a URL prefix (its bucket checked): where a batch writes."""
+    location = storage.as_location(spec)
+    if storage.is_url(location):
+        storage.check_reachable(location, what)
+        return location.rstrip("/")
+    return make_folder(Path(location), what)
 
 
 def run_batch(
@@ -124,9 +137,12 @@ def run_batch(
     ----------
     inputs : sequence of str or path-like
         Image files, folders (their .png/.jpg/.jpeg/.tif/.tiff files, not recursive) and glob
-        patterns (``**`` recurses); see :func:`denoiselab.batch.files.expand_inputs`.
+        patterns (``**`` recurses); see :func:`denoiselab.batch.files.expand_inputs`. Each may
+        be a URL of object storage (``s3://bucket/raw/*.png``; :mod:`denoiselab.batch.storage`).
     out_dir : str or path-like
-        The output folder, created if missing; it holds the outputs and the manifest.
+        The output folder, created if missing; it holds the outputs and the manifest. A URL
+        (``s3://bucket/denoised/``) keeps the manifest as a local journal mirrored to
+        ``<out_dir>/manifest.jsonl`` (:class:`~denoiselab.batch.manifest.RemoteManifest`).
     options : DenoiseOptions, optional
         Method and settings (default: ScoreDVI ``fast``).
     fmt : {"png", "jpg", "tif"}, optional
@@ -174,13 +190,19 @@ def run_batch(
     """
     options = options or DenoiseOptions()
     tasks = plan_batch(inputs, out_dir, options, fmt=fmt, uncertainty_dir=uncertainty_dir)
-    out = Path(tasks[0].output).parent
-    with Manifest(out) as manifest:
-        remove_stale_temp_files(Path(p) for t in tasks for p in (t.output, t.uncertainty) if p)
+    out = storage.parent(tasks[0].output)
+    targets = [p for t in tasks for p in (t.output, t.uncertainty) if p]
+    with RemoteManifest(out) if storage.is_url(out) else Manifest(out) as manifest:
+        remove_stale_temp_files(Path(p) for p in targets if not storage.is_url(p))
+        existing = storage.list_existing(storage.parent(p) for p in targets if storage.is_url(p))
+
+        def exists(location: str) -> bool:
+            return location in existing if storage.is_url(location) else os.path.isfile(location)
+
         latest = latest_records(manifest.records)
         todo = [t for t in tasks if not is_done(latest.get(t.input), output=t.output, settings=options.to_dict(),
-                                                  uncertainty=t.uncertainty)]
-        summary = BatchSummary(manifest=manifest.path, total=len(tasks), skipped=len(tasks) - len(todo))
+                                                  uncertainty=t.uncertainty, exists=exists)]
+        summary = BatchSummary(manifest=manifest.location, total=len(tasks), skipped=len(tasks) - len(todo))
         if on_plan is not None:
             on_plan(summary.total, summary.skipped)
         if not todo:

@@ -110,12 +110,14 @@ def add_denoise_parser(sub) -> None:
     d = sub.add_parser("denoise", help="denoise images: one file, or a batch of files/folders/globs into a folder",
                        description=DENOISE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="noisy image (PNG, JPEG, TIFF; 8/16-bit; gray/RGB; TIFF stacks), folder, or quoted glob pattern")
-    d.add_argument("-o", "--output", type=Path, required=True,
-                   help="the output file (one input) or the output folder (a batch); never an input")
+                   help="noisy image (PNG, JPEG, TIFF; 8/16-bit; gray/RGB; TIFF stacks), folder, or quoted glob pattern; "
+                        "each may be a URL such as 's3://bucket/raw/*.tif' (pip install 'denoiselab[cloud]')")
+    d.add_argument("-o", "--output", required=True,
+                   help="the output file (one input) or the output folder (a batch; a URL such as s3://bucket/out/); "
+                        "never an input")
     add_method_options(d)
     d.add_argument("--bit-depth", type=int, choices=(8, 16, 32), help="bits per sample of the output (default: the input's)")
-    d.add_argument("--uncertainty", type=Path, metavar="MAP",
+    d.add_argument("--uncertainty", metavar="MAP",
                    help="scoredvi, or svnr with --samples 2 or more: also write the per-pixel posterior std (svnr: the std "
                         "of its samples; mean over channels): exact float32 in a .tif, "
                         "scaled to its maximum for viewing in a .png/.jpg (the scale is printed). In a batch MAP is a "
@@ -131,6 +133,10 @@ def add_denoise_parser(sub) -> None:
                    "(default: 1 if the cluster has GPUs and --device is not cpu, else 0)")
     b.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N",
                    help="CPU cores per image with ray (also its torch threads; default 1)")
+    b.add_argument("--ray-files", choices=("auto", "shared", "ship"), default="auto",
+                   help="how ray workers reach LOCAL paths of this machine: shared (same paths on every node, e.g. NFS), "
+                        "ship (inputs and outputs travel with the tasks through Ray's object store), auto (ship when "
+                        "the cluster has another machine; default). URLs are always read and written by the workers")
     r = d.add_argument_group("report (one input only)")
     r.add_argument("--report", type=Path, metavar="PAGE.html",
                    help="also write a self-contained HTML report and its PNG figure (PAGE_figure.png)")
@@ -238,6 +244,7 @@ def cmd_denoise(args) -> int:
 def _denoise_one(args) -> int:
     from ..batch import denoise_file
     from ..batch.files import check_output
+    from ..batch.storage import as_location, check_reachable, is_url, remove, staged_input
     from ..io import read_image
     from ..report import compare_to_reference, default_figure_path
 
@@ -247,25 +254,29 @@ def _denoise_one(args) -> int:
                                   "with one input, -o's extension sets the format")
     if args.figure and not args.report:
         raise DenoiselabError("--figure goes with --report PAGE.html")
-    source = Path(args.inputs[0])
+    source = as_location(args.inputs[0])
     options = _options(args)
     uncertainty = args.uncertainty
     protect = [source]
-    check_output(args.output, protect=protect)
+    check_output(as_location(args.output), protect=protect)
     if uncertainty is not None:
-        check_output(uncertainty, protect=protect, what="uncertainty map")
+        check_output(as_location(uncertainty), protect=protect, what="uncertainty map")
+    for url in filter(is_url, (source, as_location(args.output), *([as_location(uncertainty)] if uncertainty else []))):
+        check_reachable(url, "bucket")  # a missing bucket, a denied key, no endpoint: one line, before any work
     figure = None
     if args.report:
         figure = args.figure or default_figure_path(args.report)
-        _check_report_paths(args.report, figure, protect=[source, args.output, *filter(None, [uncertainty])])
+        _check_report_paths(args.report, figure, protect=[p for p in (source, as_location(args.output),
+                                                                      *filter(None, [uncertainty])) if not is_url(p)])
     reference = None
     if args.reference is not None:  # read before the (possibly long) denoising, so a bad reference fails first
-        reference = _read_same_size(args.reference, read_image(source).array, "reference")
+        with staged_input(source) as local_source:
+            reference = _read_same_size(args.reference, read_image(local_source).array, "reference")
     done = denoise_file(source, args.output, options, uncertainty=uncertainty, progress=_progress())
     record = done.record
-    written = [Path(record["output"])]
+    written = [record["output"]]
     if record.get("uncertainty"):
-        written.append(Path(record["uncertainty"]))
+        written.append(record["uncertainty"])
     print(describe(record))
     if record.get("uncertainty"):
         scale = record["uncertainty_scale"]
@@ -281,10 +292,11 @@ def _denoise_one(args) -> int:
               f"SSIM {scores['ssim_noisy']:.4f} -> {scores['ssim_denoised']:.4f} (against {args.reference})")
     if args.report:
         try:
-            paths = _write_report(args.report, figure, source, noisy, result, reference, protect=[source, *written])
+            paths = _write_report(args.report, figure, source, noisy, result, reference,
+                                  protect=[p for p in (source, *written) if not is_url(p)])
         except BaseException:
             for path in written:  # the outputs of one command: all or none
-                path.unlink(missing_ok=True)
+                remove(path)
             raise
         print(f"{paths['html']}: report (figure {paths['figure']})")
     return 0
@@ -325,9 +337,9 @@ def _denoise_batch(args) -> int:
     executor_options = {}
     if args.executor == "ray":
         executor_options = {"address": args.ray_address, "gpus_per_task": args.gpus_per_task,
-                            "cpus_per_task": args.cpus_per_task}
-    elif args.ray_address or args.gpus_per_task is not None:
-        raise DenoiselabError("--ray-address and --gpus-per-task go with --executor ray")
+                            "cpus_per_task": args.cpus_per_task, "files": args.ray_files}
+    elif args.ray_address or args.gpus_per_task is not None or args.ray_files != "auto":
+        raise DenoiselabError("--ray-address, --gpus-per-task and --ray-files go with --executor ray")
 
     def on_plan(total: int, skipped: int) -> None:
         already = f", {skipped} already done (skipped)" if skipped else ""
