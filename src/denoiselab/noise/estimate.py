@@ -216,12 +216,15 @@ def _sigma_pca_plane(plane: Tensor, n: int) -> Tensor:
     return _pca_select(x, xi.reshape(-1).double(), n)
 
 
-def _pca_select(x: Tensor, xi: Tensor, n: int) -> Tensor:
+def _pca_select(x: Tensor, xi: Tensor, n: int, *, unbias: bool = False) -> Tensor:
     """Liu et al. 2013, Alg. 1, on mean-removed patches `x` (L, n²) with texture strengths `xi` (L,).
 
     One pass builds the moments of all patches; each iteration then only adds and removes the
     patches whose selection changed (see :func:`_update_moments`). Returns the noise variance,
-    a float64 scalar.
+    a float64 scalar. With `unbias`, the smallest sample eigenvalue is divided by the
+    Marchenko-Pastur lower edge (1 - sqrt(p/m))² (p = n² - 1 dimensions off the mean, m kept
+    patches), its expected shortfall for pure noise: on the plain estimator this matches the
+    measured bias (-1.4 % in σ at 512², -2.8 % at 256², -5.8 % at 128², -12 % at 64²).
     """
     tau0 = _texture_threshold(n, _CONFIDENCE)
     d = n * n
@@ -246,6 +249,9 @@ def _pca_select(x: Tensor, xi: Tensor, n: int) -> Tensor:
         var = new_var
         if converged:
             break
+    if unbias:
+        ratio = math.sqrt((d - 1) / max(int(mask.sum()), d))
+        var = var / (1.0 - min(ratio, 0.5)) ** 2  # Marchenko-Pastur lower edge, capped at 4x
     return var
 
 
@@ -766,7 +772,7 @@ def _noise_levels_group(planes: Tensor, n: int, q: int, n_levels: int) -> tuple[
     levels, variances = [], []
     for idx in torch.tensor_split(order, k):
         levels.append(mu[idx].median())
-        variances.append(_pca_select(x.index_select(0, idx), xi[idx], n))  # [1] Alg. 1 per class
+        variances.append(_pca_select(x.index_select(0, idx), xi[idx], n, unbias=True))  # [1] Alg. 1 per class
     return torch.stack(levels), torch.stack(variances)
 
 
@@ -815,7 +821,9 @@ def estimate_real_noise(y: Tensor, *, stride: int | str = "auto", patch_size: in
     2. *Noise level function.* At that stride, the patches of all sub-images of a channel are
        sorted by their mean and cut into `n_levels` classes of equal size; the weak-texture PCA
        [1]_ runs within each class, and a running median of 3 over the classes removes single
-       outliers (a class made mostly of one unusually flat or busy region). This is a free-form σ²(x), unlike Liu et al. 2014's
+       outliers (a class made mostly of one unusually flat or busy region). The smallest
+       sample eigenvalue of a class is corrected for its known low bias (Marchenko-Pastur
+       lower edge, see the benchmark for the effect). This is a free-form σ²(x), unlike Liu et al. 2014's
        a·x^(2γ) + b [2]_: after a camera's tone curve the noise of sRGB images is largest in
        the mid-tones and small in compressed highlights, which no increasing model can follow.
        A single model fitted to all patches is pulled to the flattest region's level (on SIDD
