@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 import denoiselab
 from denoiselab import DenoiseResult, denoise
@@ -41,8 +42,30 @@ def test_every_registered_method_denoises(method):
     clean, noisy = _pair((32, 32, channels))
     res = denoise(noisy, method, sigma=SIGMA, device="cpu", return_details=True)
     assert isinstance(res, DenoiseResult) and res.uncertainty is None
-    assert res.image.shape == noisy.shape and res.noise == {"sigma": [SIGMA]}
+    blind = denoiselab.denoisers.is_blind(denoiselab.denoisers.load_denoiser(method))
+    assert res.image.shape == noisy.shape and res.noise == ({} if blind else {"sigma": [SIGMA]})  # what was used
     assert _mse(res.image, clean) < _mse(noisy, clean)
+
+
+def test_blind_networks_estimate_no_sigma(monkeypatch):
+    import denoiselab.noise
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a blind network's noise level was estimated")
+
+    monkeypatch.setattr(denoiselab.noise, "estimate_real_noise", refuse)
+    _, noisy = _pair((64, 64, 3))
+    res = denoise(noisy, "bfdncnn-color", device="cpu", return_details=True)
+    assert res.noise == {}
+
+
+def test_sigma_auto_is_the_real_noise_estimate():
+    from denoiselab.noise import estimate_real_noise
+
+    _, noisy = _pair((64, 64, 3))
+    res = denoise(noisy, "tv", return_details=True)
+    expected = float(estimate_real_noise(torch.from_numpy(noisy).permute(2, 0, 1)[None]).sigma[0])
+    assert res.noise["sigma"] == [pytest.approx(expected, rel=1e-6)]
 
 
 def test_float64_and_float16_are_accepted():

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ._utils import resolve_device
-from .denoisers import list_denoisers, load_denoiser_for
+from .denoisers import is_blind, list_denoisers, load_denoiser_for
 from .errors import DenoiselabError
 from .scoredvi import get_preset, scoredvi
 from .svnr.denoise import check_svnr_options
@@ -73,7 +73,7 @@ class DenoiseResult:
         sRGB samples; None for the other methods (and SVNR with one sample).
     noise : dict of str to list of float
         The noise level used, one value per plane: ``{"sigma": [...]}`` (std on [0, 1], given
-        or estimated) for Gaussian denoisers; ``{"delta255": [...], "lam": [...], "beta": [...]}``
+        or estimated) for Gaussian denoisers that take σ; ``{}`` for blind networks, which use none; ``{"delta255": [...], "lam": [...], "beta": [...]}``
         (estimated std on 0-255, prior weight λ(y), Gamma rate β) for ScoreDVI;
         ``{"read": [...], "shot": [...]}`` (σ_r, σ_s on the linear [0, 1] scale, given or
         estimated) for SVNR.
@@ -217,18 +217,6 @@ def plan_tile(shape: tuple[int, ...], *, bytes_per_pixel: float, plane_copies: f
     return side
 
 
-def _load(method: str, channels: int, device: torch.device, svnr_weights=None):
-    """Resolve `method` to (name, denoiser) for `channels`-channel images; ScoreDVI gives (name, None)."""
-    if method == "scoredvi":
-        return method, None
-    if method == "svnr":
-        return method, load_svnr_weights(svnr_weights, channels, device)
-    if not isinstance(method, str) or (method not in list_denoisers() and not method.endswith(".safetensors")):
-        raise DenoiselabError(f"unknown denoiser {method!r}; choose scoredvi, svnr or one of: "
-                              f"{', '.join(list_denoisers())}")
-    return load_denoiser_for(method, channels, device)
-
-
 def load_svnr_weights(weights=None, channels: int | None = None, device: str | torch.device = "cpu"):
     """The SVNR model `denoise` uses: the shipped one (`weights` None or "svnr") or a ``.safetensors`` path.
 
@@ -292,9 +280,11 @@ def denoise(
         ``.safetensors`` weights with their JSON card.
     sigma : float, optional
         Noise standard deviation on the [0, 1] scale (25/255 ≈ 0.098 for σ = 25 on 0-255),
-        for the Gaussian denoisers. None (default) estimates it per plane (Liu et al. PCA,
-        :func:`denoiselab.noise.estimate_sigma`). Blind networks and ScoreDVI ignore it;
-        SVNR refuses it (give `read_noise` and `shot_noise`).
+        for the Gaussian denoisers that take one (BM3D, NLM, TV, wavelet, ...). None (default)
+        estimates it per plane with :func:`denoiselab.noise.estimate_real_noise` (the noise std
+        of the whole plane; pixel-shuffled when the noise is spatially correlated, as in
+        camera photos). Blind networks and ScoreDVI ignore it and nothing is estimated for
+        them; SVNR refuses it (give `read_noise` and `shot_noise`).
     preset : {"fast", "paper"}, optional
         ScoreDVI only: "fast" is CPU-sized (≈ 30 s for 256×256 RGB on 2 cores); "paper" is the
         published setting (400 iterations, GPU advised).
@@ -309,8 +299,8 @@ def denoise(
         sRGB pixel, 1 = white; not the 0-255 scale), each in [0, 1]; typical 0.001-0.2 and
         0.0001-0.05 (the shipped model's training ranges: a value above warns). Both None
         (default) estimates them per plane from the image (a fit of σ²(x) = a·x + b on
-        weak-texture patches, :func:`denoiselab.svnr.denoise.estimate_svnr_noise`; rough on
-        natural images, give them when known).
+        weak-texture patches, :func:`denoiselab.svnr.denoise.estimate_svnr_noise`, on
+        :func:`denoiselab.noise.estimate_real_noise`; give them when known).
     samples : int, optional
         SVNR only: posterior samples K >= 1 (default 1); the output is their mean (taken on
         the linear scale) and, for K >= 2, their per-pixel std is the uncertainty. Time and
@@ -398,42 +388,126 @@ def denoise(
     if max_memory_mb is not None and (isinstance(max_memory_mb, bool) or not max_memory_mb > 0):
         raise DenoiselabError(f"max_memory_mb={max_memory_mb!r} must be a positive number of MiB (e.g. 2048)")
     budget = DEFAULT_MEMORY_MB if max_memory_mb is None else float(max_memory_mb)
-    if method == "scoredvi":
-        get_preset(preset)  # an unknown preset fails before anything runs
+    family = _FAMILIES.get(method, _FAMILIES["gaussian"])
     read, shot = check_svnr_options(method, {"read_noise": read_noise, "shot_noise": shot_noise, "samples": samples,
                                              "steps": steps, "svnr_weights": svnr_weights}, sigma_given=sigma is not None)
-    dev = resolve_device(device)
-    name, denoiser = _load(method, stack.shape[3], dev, svnr_weights)
-    if name == "svnr":  # again, now with the model's card: warns above its training range
-        from .svnr.denoise import check_svnr_noise
-
-        check_svnr_noise(read, shot, card=denoiser.card, stacklevel=3)
-    tile_side = tile
-    if tile is None:
-        footprint = _footprint(name, denoiser, preset, shape=stack.shape, samples=samples, estimate=read is None)
-        tile_side = plan_tile(stack.shape, max_memory_mb=budget, overlap=overlap, **footprint)
-        if name == "scoredvi":  # the preset's tile size is also a quality and time setting
-            max_side = get_preset(preset).max_side
-            tile_side = max_side if tile_side is None else min(tile_side, max_side)
-    settings = {"device": str(dev), "tile": tile_side, "overlap": overlap, "max_memory_mb": budget, "seed": seed}
-    if name == "scoredvi":
-        out, unc, noise = _run_scoredvi(stack, tile_side, overlap, preset=preset, iterations=iterations, beta=beta,
-                                        seed=seed, device=dev, progress=progress, settings=settings)
-    elif name == "svnr":
-        out, unc, noise = _run_svnr(stack, denoiser, read, shot, samples, tile_side, overlap, steps=steps, seed=seed,
-                                    progress=progress, settings=settings)
-    else:
-        out, noise = _run_gaussian(stack, name, denoiser, sigma, tile_side, overlap, device=dev, progress=progress,
-                                   settings=settings)
-        unc = None
+    job = _Job(stack=stack, device=resolve_device(device), seed=seed, progress=progress, overlap=overlap,
+               options={"sigma": sigma, "preset": preset, "iterations": iterations, "beta": beta, "read": read,
+                        "shot": shot, "samples": samples, "steps": steps, "svnr_weights": svnr_weights})
+    family.check(job)
+    job.name, job.denoiser = family.load(method, job)
+    if family is _FAMILIES["gaussian"] and is_blind(job.denoiser):
+        family = _FAMILIES["blind"]
+    job.tile = tile if tile is not None else family.plan_tile(job, budget)
+    job.settings = {"device": str(job.device), "tile": job.tile, "overlap": overlap, "max_memory_mb": budget,
+                    "seed": seed}
+    out, unc, noise = family.run(job)
     restore = _restore_shape(image)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+    if job.device.type == "cuda":
+        torch.cuda.synchronize(job.device)
     x_hat = restore(out)
     if not return_details:
         return x_hat
-    return DenoiseResult(image=x_hat, uncertainty=None if unc is None else restore(unc), noise=noise, method=name,
-                         settings=settings, seconds=time.perf_counter() - start)
+    return DenoiseResult(image=x_hat, uncertainty=None if unc is None else restore(unc), noise=noise, method=job.name,
+                         settings=job.settings, seconds=time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- method families
+# Each family of methods is three small functions behind one dispatch (_FAMILIES): check its
+# options before anything loads, load it, pick its tile, run it. A new method joins a family or
+# adds one entry here.
+
+
+@dataclass(eq=False)
+class _Job:
+    """One :func:`denoise` call, as the family functions see it."""
+
+    stack: np.ndarray
+    device: torch.device
+    seed: int
+    progress: bool
+    overlap: int
+    options: dict
+    name: str = ""
+    denoiser: object = None
+    tile: int | None = None
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Family:
+    check: object  # (job) -> None, raises DenoiselabError
+    load: object  # (method, job) -> (name, denoiser)
+    plan_tile: object  # (job, budget MiB) -> tile side or None
+    run: object  # (job) -> (out, uncertainty or None, noise dict)
+
+
+def _no_check(job: _Job) -> None:  # noqa: ARG001 - nothing to check before loading
+    return None
+
+
+def _plan_by_footprint(job: _Job, budget: float) -> int | None:
+    footprint = _footprint(job.name, job.denoiser, job.options["preset"], shape=job.stack.shape,
+                           samples=job.options["samples"], estimate=job.options["read"] is None)
+    return plan_tile(job.stack.shape, max_memory_mb=budget, overlap=job.overlap, **footprint)
+
+
+def _check_scoredvi(job: _Job) -> None:
+    get_preset(job.options["preset"])  # an unknown preset fails before anything runs
+
+
+def _plan_scoredvi(job: _Job, budget: float) -> int:
+    side = _plan_by_footprint(job, budget)
+    max_side = get_preset(job.options["preset"]).max_side  # the preset's tile size is also a quality and time setting
+    return max_side if side is None else min(side, max_side)
+
+
+def _load_svnr(method: str, job: _Job):  # noqa: ARG001 - always "svnr"
+    from .svnr.denoise import check_svnr_noise
+
+    model = load_svnr_weights(job.options["svnr_weights"], job.stack.shape[3], job.device)
+    check_svnr_noise(job.options["read"], job.options["shot"], card=model.card, stacklevel=4)  # warns above range
+    return "svnr", model
+
+
+def _load_gaussian(method: str, job: _Job):
+    if not isinstance(method, str) or (method not in list_denoisers() and not method.endswith(".safetensors")):
+        raise DenoiselabError(f"unknown denoiser {method!r}; choose scoredvi, svnr or one of: "
+                              f"{', '.join(list_denoisers())}")
+    return load_denoiser_for(method, job.stack.shape[3], job.device)
+
+
+def _run_blind(job: _Job):
+    """A blind network removes what it sees: no noise level is estimated, none is reported."""
+    out, _ = _run_gaussian(job.stack, job.name, job.denoiser, 0.0, job.tile, job.overlap, device=job.device,
+                           progress=job.progress, settings=job.settings)
+    return out, None, {}
+
+
+def _run_sigma_driven(job: _Job):
+    out, noise = _run_gaussian(job.stack, job.name, job.denoiser, job.options["sigma"], job.tile, job.overlap,
+                               device=job.device, progress=job.progress, settings=job.settings)
+    return out, None, noise
+
+
+def _run_scoredvi_job(job: _Job):
+    o = job.options
+    return _run_scoredvi(job.stack, job.tile, job.overlap, preset=o["preset"], iterations=o["iterations"],
+                         beta=o["beta"], seed=job.seed, device=job.device, progress=job.progress, settings=job.settings)
+
+
+def _run_svnr_job(job: _Job):
+    o = job.options
+    return _run_svnr(job.stack, job.denoiser, o["read"], o["shot"], o["samples"], job.tile, job.overlap,
+                     steps=o["steps"], seed=job.seed, progress=job.progress, settings=job.settings)
+
+
+_FAMILIES = {
+    "scoredvi": _Family(_check_scoredvi, lambda method, job: (method, None), _plan_scoredvi, _run_scoredvi_job),
+    "svnr": _Family(_no_check, _load_svnr, _plan_by_footprint, _run_svnr_job),
+    "gaussian": _Family(_no_check, _load_gaussian, _plan_by_footprint, _run_sigma_driven),
+    "blind": _Family(_no_check, _load_gaussian, _plan_by_footprint, _run_blind),
+}
 
 
 def _restore_shape(image: np.ndarray):
@@ -447,8 +521,6 @@ def _restore_shape(image: np.ndarray):
 def _run_gaussian(stack: np.ndarray, name: str, denoiser, sigma: float | None, tile: int | None, overlap: int, *,
                   device: torch.device, progress: bool, settings: dict) -> tuple[np.ndarray, dict]:
     from tqdm.auto import tqdm
-
-    from .noise import estimate_sigma
 
     n_planes, h, w, _ = stack.shape
     network = isinstance(denoiser, torch.nn.Module)
@@ -468,11 +540,19 @@ def _run_gaussian(stack: np.ndarray, name: str, denoiser, sigma: float | None, t
     with tqdm(total=n_planes * n_tiles, desc=name, unit="tile" if n_tiles > 1 else "plane", disable=not show) as bar:
         for p in range(n_planes):
             y = torch.from_numpy(stack[p]).permute(2, 0, 1)[None]  # (1, C, H, W) view, no copy
-            s = float(_for_caller(estimate_sigma, y)[0]) if sigma is None else sigma
+            s = _estimate_sigma_for_caller(y) if sigma is None else sigma
             sigmas.append(s)
             run_tile = _tile_runner(denoiser, torch.full((1,), s, device=work_device), bar)
             denoise_tiled(run_tile, y, side, overlap, out=torch.from_numpy(out[p]).permute(2, 0, 1)[None])
     return out, {"sigma": sigmas}
+
+
+def _estimate_sigma_for_caller(y: torch.Tensor) -> float:
+    """σ of one (1, C, H, W) plane by :func:`denoiselab.noise.estimate_real_noise` (warnings at the caller)."""
+    from .noise import estimate_real_noise
+
+    # here -> _run_gaussian -> _run_sigma_driven -> denoise -> caller (from _for_caller: + 1)
+    return float(_for_caller(estimate_real_noise, y, stacklevel=6).sigma[0])
 
 
 def _tile_runner(denoiser, sigma: torch.Tensor, bar):
@@ -487,13 +567,13 @@ def _tile_runner(denoiser, sigma: torch.Tensor, bar):
     return run_tile
 
 
-def _for_caller(estimate, y: torch.Tensor):
-    """``estimate(y)`` with its warnings re-issued at the caller of :func:`denoise` (called from a ``_run_*``)."""
+def _for_caller(estimate, y: torch.Tensor, *, stacklevel: int):
+    """``estimate(y)`` with its warnings re-issued `stacklevel` frames up: at the caller of :func:`denoise`."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = estimate(y)
     for w in caught:
-        warnings.warn(w.message, w.category, stacklevel=4)  # here -> _run_* -> denoise -> caller
+        warnings.warn(w.message, w.category, stacklevel=stacklevel)
     return result
 
 
@@ -551,8 +631,9 @@ def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, 
         for p in range(n_planes):
             y = torch.from_numpy(stack[p]).permute(2, 0, 1)[None]  # (1, C, H, W) view, no copy
             if read is None:
-                r, s = _for_caller(estimate_svnr_noise, y)
-                check_svnr_noise(r, s, card=model.card, stacklevel=4)  # warns above the training range
+                # _run_svnr -> _run_svnr_job -> denoise -> caller
+                r, s = _for_caller(estimate_svnr_noise, y, stacklevel=5)
+                check_svnr_noise(r, s, card=model.card, stacklevel=5)  # warns above the training range
             else:
                 r, s = read, shot
             noise["read"].append(r)

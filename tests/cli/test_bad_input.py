@@ -93,8 +93,9 @@ def _make_case(name: str, folder: Path) -> tuple[Path, list[str]]:
         (path := folder / "in.png").write_bytes(b"")
     elif name == "zero_by_zero_png":
         (path := folder / "in.png").write_bytes(_png_header_only(0, 0))
-    elif name == "one_by_one_estimated_sigma":
+    elif name == "one_by_one_estimated_sigma":  # tv takes a sigma (blind networks estimate none)
         (path := folder / "in.png").write_bytes(_png_bytes(_noise_image(1, 1)))
+        return path, ["--method", "tv", "--sigma", "auto"]
     elif name == "bm3d_eight_by_eight":  # the bm3d library segfaults on exactly 8x8
         (path := folder / "in.png").write_bytes(_png_bytes(_noise_image(8, 8)))
         return path, ["--method", "bm3d", "--sigma", "10"]

@@ -3,7 +3,10 @@
 BM3D needs σ, and real noise does not come with one. ScoreDVI's Table 1 runs BM3D with an
 estimated σ; which estimator the authors used is not stated. Three are offered here:
 
-- ``"pd"`` (default): Liu et al. 2014's signal-dependent model fitted on the stride-4
+- ``"auto"`` (default): :func:`denoiselab.noise.estimate_real_noise`, the estimator every
+  ``auto`` of denoiselab uses (``denoiselab denoise --method bm3d --sigma auto`` gives the
+  same σ): the noise std of the whole image, pixel-shuffled when the noise is correlated.
+- ``"pd"``: Liu et al. 2014's signal-dependent model fitted on the stride-4
   pixel-shuffle sub-images (the estimator ScoreDVI uses for λ(y)); σ = the model's mean
   noise std over the weak-texture patches. PD-4 whitens spatially correlated sRGB noise.
 - ``"pca"``: Liu et al. 2013 (white-noise PCA) on the full-resolution image. On demosaicked,
@@ -17,18 +20,18 @@ import numpy as np
 
 from ..denoisers.classic import bm3d_denoiser
 from ..errors import DenoiselabError
-from ..noise import estimate_noise_function, estimate_sigma
+from ..noise import estimate_noise_function, estimate_real_noise, estimate_sigma
 from ._common import check_noisy, from_batch, to_batch
 
 
-def estimate_real_sigma(noisy: np.ndarray, method: str = "pd") -> float:
+def estimate_real_sigma(noisy: np.ndarray, method: str = "auto") -> float:
     """Noise std (on the [0, 1] scale) of one real noisy image for a σ-driven denoiser.
 
     Parameters
     ----------
     noisy : ndarray, (H, W) or (H, W, C)
         Float image in [0, 1], at least 28×28 for ``"pd"`` (7×7 patches on stride-4 sub-images).
-    method : {"pd", "pca"}
+    method : {"auto", "pd", "pca"}
         See the module docstring.
 
     Returns
@@ -37,14 +40,16 @@ def estimate_real_sigma(noisy: np.ndarray, method: str = "pd") -> float:
         The estimated standard deviation, [0, 1] scale.
     """
     y = to_batch(check_noisy(noisy, min_side=28 if method == "pd" else 7))
+    if method == "auto":
+        return float(estimate_real_noise(y).sigma[0])
     if method == "pd":
         return float(estimate_noise_function(y, stride=4).sigma[0])
     if method == "pca":
         return float(estimate_sigma(y, method="pca")[0])
-    raise DenoiselabError(f"sigma estimator {method!r} unknown; use 'pd', 'pca' or a number")
+    raise DenoiselabError(f"sigma estimator {method!r} unknown; use 'auto', 'pd', 'pca' or a number")
 
 
-def bm3d_estimated(noisy: np.ndarray, *, sigma: str | float = "pd", seed: int = 0, device: str = "cpu",
+def bm3d_estimated(noisy: np.ndarray, *, sigma: str | float = "auto", seed: int = 0, device: str = "cpu",
                    progress: bool = False) -> np.ndarray:
     """BM3D (gray) or CBM3D (colour) with σ estimated from the image itself.
 
@@ -52,7 +57,7 @@ def bm3d_estimated(noisy: np.ndarray, *, sigma: str | float = "pd", seed: int = 
     ----------
     noisy : ndarray, (H, W) or (H, W, C), C in {1, 3}
         Float image in [0, 1].
-    sigma : {"pd", "pca"} or float, optional
+    sigma : {"auto", "pd", "pca"} or float, optional
         The estimator (module docstring) or σ itself on the [0, 1] scale (>= 0).
     seed, device, progress
         Accepted for the common baseline interface; BM3D is deterministic and runs on the CPU.
@@ -73,5 +78,5 @@ def bm3d_estimated(noisy: np.ndarray, *, sigma: str | float = "pd", seed: int = 
     elif isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma >= 0:
         s = float(sigma)
     else:
-        raise DenoiselabError(f"sigma={sigma!r}: use 'pd', 'pca' or a number >= 0 on the [0, 1] scale")
+        raise DenoiselabError(f"sigma={sigma!r}: use 'auto', 'pd', 'pca' or a number >= 0 on the [0, 1] scale")
     return from_batch(bm3d_denoiser()(to_batch(image), s), noisy)

@@ -214,7 +214,7 @@ def nn_denoiser(
     if latent_sigma is None:
         latent_sigma = (5.0 if gray else 3.0) / 255
     if first_sigma is None:
-        first_sigma = 2 * float(estimate_sigma(to_batch(img), method="mad")[0]) if gray else estimate_real_sigma(img)
+        first_sigma = 2 * float(estimate_sigma(to_batch(img), method="mad")[0]) if gray else estimate_real_sigma(img, "pd")
     first_sigma = max(float(first_sigma), _SIGMA_FLOOR)
     if later_sigma is None:
         later_sigma = first_sigma if gray else 5.0 / 255

@@ -104,7 +104,7 @@ def _scoredvi(preset: str):
 
 METHODS: dict[str, BenchMethod] = {m.name: m for m in [
     BenchMethod("noisy", _noisy, None, "the noisy input itself (reference row)"),
-    BenchMethod("bm3d", _bm3d, "BM3D", "BM3D/CBM3D, σ from the PD-4 signal-dependent estimator"),
+    BenchMethod("bm3d", _bm3d, "BM3D", "BM3D/CBM3D, σ from estimate_real_noise (as denoise --sigma auto)"),
     BenchMethod("pd-denoising", _pd, "PD-denoising", "PD-2 + our blind BF-DnCNN + PD refinement"),
     BenchMethod("nn-bm3d", _nn_bm3d(), "NN+denoiser", "NN+BM3D (Zheng et al. 2021), the authors' settings (GPU)"),
     BenchMethod("nn-bm3d-cpu", _nn_bm3d(**NN_BM3D_CPU), "NN+denoiser",

@@ -27,13 +27,11 @@ deviation (Bessel-corrected, K − 1) of the K samples after conversion to sRGB,
 scale of the output image.
 
 Noise estimation (``read=None, shot=None``; :func:`estimate_svnr_noise`). The linear image is
-given to :func:`denoiselab.noise.estimate_noise_function`, which fits σ²(x) = a·x + b to
-weak-texture patches (Liu et al. 2014), per channel; ``shot = √mean_c(a)``,
+given to :func:`denoiselab.noise.estimate_real_noise`, whose noise level function is fitted
+with σ²(x) = a·x + b per channel; ``shot = √mean_c(a)``,
 ``read = √mean_c(b)``, floored at 1e-3 (σ's floor) and 0; images above 4.2 MP are estimated on
-their central 4.2 MP crop. It is an estimate: it assumes the noise was added on the linear
-scale, independently per pixel; it is rough on natural images (see :func:`estimate_svnr_noise`
-for measured errors) and biased on images without flat regions or below about 50×50 pixels
-(the estimator then warns).
+their central 4.2 MP crop. It is an estimate: it is biased on images without flat regions or
+below about 100×100 pixels (the estimator then warns).
 
 The number of network calls is not a setting: the chain starts at each pixel's own time
 t* = γ⁻¹(σ̂²) and needs ⌈max t*⌉ calls, set by the brightest pixel's σ̂²: 1 call for
@@ -62,7 +60,7 @@ __all__ = ["ESTIMATE_STRIDE", "ESTIMATE_MAX_PIXELS", "check_samples", "check_svn
            "estimate_svnr_noise", "denoise_svnr", "sample_mean_std"]
 
 #: Pixel-shuffle stride of the noise estimate (see :func:`estimate_svnr_noise`).
-ESTIMATE_STRIDE = 1
+ESTIMATE_STRIDE = "auto"
 #: Images larger than this many pixels are estimated on a central crop of that size.
 ESTIMATE_MAX_PIXELS = 2048 * 2048
 
@@ -120,36 +118,26 @@ def check_svnr_model(m: SVNRModel, channels: int | None = None) -> None:
         raise DenoiselabError(f"these SVNR weights take {expected}-channel images; this image has {channels}")
 
 
-def estimate_svnr_noise(y_srgb: Tensor, *, stride: int = ESTIMATE_STRIDE,
+def estimate_svnr_noise(y_srgb: Tensor, *, stride: int | str = ESTIMATE_STRIDE,
                         max_pixels: int | None = ESTIMATE_MAX_PIXELS) -> tuple[float, float]:
     """Estimate SVNR's (read, shot) noise std from one sRGB image, on the linear [0, 1] scale.
 
-    Fits σ²(x) = a·x + b (:func:`denoiselab.noise.estimate_noise_function`, γ = 0.5) to the
-    linear image ``to_linear(y_srgb)`` per channel, and returns ``read = √mean_c(b)`` (at least
-    1e-3, the floor of σ) and ``shot = √mean_c(a)``, both at most 1. `stride` is the
-    pixel-shuffle stride of the estimator: 1 (default) uses the image itself, which suits SVNR's
-    pixel-independent
-    noise model best (on 8 CBSD68 images with simulated noise, strides 2 and 4 split the noise
-    between read and shot worse, e.g. shot 0.072 ± 0.062 and 0.080 ± 0.070 against 0.050 ± 0.038
-    at stride 1 for a true 0.04); larger strides help only for spatially correlated noise.
-
-    How good it is (8-bit sRGB files made from the first 8 CBSD68 images with linear noise
-    (read, shot) = (0.01, 0.02), (0.04, 0.04), (0.1, 0.05), (0.05, 0)): the median relative
-    error of the noise std σ(x) = √(read² + shot²·x) was within ±10 % at x = 0.1-0.3, but up to
-    −30 % in the darkest values (x = 0.02) and +23 % at white, and single images were off by up
-    to 2.7× at white: the fit splits the noise between read and shot poorly when the image has
-    few flat bright regions, and pixels clipped at 0 in dark regions have less noise than the
-    model says (this pulls read down and shot up). With the shipped model (svnr-s) on 256²
-    centre crops of the first 3 CBSD68 images, denoising with the estimated values instead of
-    the true ones lost 1.8 dB at (0.05, 0.02) and 2.8 dB at (0.15, 0.05) (estimates
-    (0.040, 0.045) and (0.099, 0.132) on average). Give the values when they are known.
+    Runs :func:`denoiselab.noise.estimate_real_noise` (the estimator of every ``auto`` in
+    denoiselab) on the linear image ``to_linear(y_srgb)``: a noise level function measured
+    per intensity class, on stride-4 pixel-shuffled sub-images when the noise is spatially
+    correlated (camera-processed photos) and on the image itself when it is white. σ²(x) =
+    a·x + b is fitted to it per channel (:meth:`~denoiselab.noise.RealNoiseEstimate.shot_read`),
+    and ``read = √mean_c(b)`` (at least 1e-3, the floor of σ), ``shot = √mean_c(a)``, both at
+    most 1. For correlated camera noise this is the level of pixel-independent noise with the
+    same per-pixel variance, which is what SVNR's model can take. Measured errors and the cost
+    in dB against the true values: ``benchmarks/results/noise_estimation/``.
 
     Parameters
     ----------
     y_srgb : Tensor (1, C, H, W)
         One noisy sRGB image in [0, 1], at least 7·stride pixels on each side.
-    stride : int, optional
-        Pixel-shuffle stride (1).
+    stride : int or "auto", optional
+        Pixel-shuffle stride of the estimator ("auto": 1 or 4, picked by the noise's correlation).
     max_pixels : int or None, optional
         Larger images are estimated on their central crop of about this many pixels (the
         image's aspect ratio; default 2048², 4.2 MP: above about 830² the estimator already
@@ -169,7 +157,7 @@ def estimate_svnr_noise(y_srgb: Tensor, *, stride: int = ESTIMATE_STRIDE,
     >>> abs(r - 0.04) < 0.006 and abs(s - 0.03) < 0.006
     True
     """
-    from ..noise import estimate_noise_function
+    from ..noise import estimate_real_noise
 
     if not isinstance(y_srgb, Tensor) or y_srgb.ndim != 4 or y_srgb.shape[0] != 1:
         shape = tuple(y_srgb.shape) if isinstance(y_srgb, Tensor) else type(y_srgb).__name__
@@ -180,8 +168,8 @@ def estimate_svnr_noise(y_srgb: Tensor, *, stride: int = ESTIMATE_STRIDE,
         ch, cw = max(int(h * scale), 1), max(int(w * scale), 1)
         top, left = (h - ch) // 2, (w - cw) // 2
         y_srgb = y_srgb[..., top:top + ch, left:left + cw]
-    est = estimate_noise_function(to_linear(y_srgb.float()), stride=stride)
-    a, b = (float(v) for v in est.params[0].mean(0))
+    est = estimate_real_noise(to_linear(y_srgb.float()), stride=stride)
+    a, b = (float(v) for v in est.shot_read()[0].mean(0))
     return min(max(math.sqrt(max(b, 0.0)), SIGMA_FLOOR), 1.0), min(math.sqrt(max(a, 0.0)), 1.0)
 
 
