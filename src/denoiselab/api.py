@@ -20,6 +20,7 @@ import torch
 
 from ._utils import resolve_device
 from .denoisers import is_blind, list_denoisers, load_denoiser_for
+from .denoisers.precision import resolve_precision
 from .errors import DenoiselabError
 from .scoredvi import get_preset, scoredvi
 from .svnr.denoise import check_svnr_options
@@ -256,6 +257,7 @@ def denoise(
     steps: int | None = None,
     svnr_weights: str | None = None,
     device: str = "auto",
+    precision: str = "auto",
     seed: int = 0,
     tile: int | None = None,
     overlap: int = 32,
@@ -315,6 +317,11 @@ def denoise(
     device : str, optional
         "auto" (a CUDA GPU when present), "cpu", "cuda" or "cuda:N". The classical denoisers
         always run on the CPU.
+    precision : {"auto", "fp32", "bf16"}, optional
+        Arithmetic of the networks (Gaussian denoisers and ScoreDVI's priors): "fp32" exact;
+        "bf16" faster where the hardware has native bf16, 0.03-0.1 dB lower on the shipped
+        priors (``benchmarks/results/precision/``); "auto" (default) picks bf16 only where it
+        is native and costs at most 0.02 dB, which no shipped prior meets today, so float32.
     seed : int, optional
         ScoreDVI's seed (networks and samples), SVNR's (ancestral noise; each plane of a stack
         starts from it afresh); the same seed gives the same output on the CPU (for SVNR: with
@@ -393,14 +400,15 @@ def denoise(
                                              "steps": steps, "svnr_weights": svnr_weights}, sigma_given=sigma is not None)
     job = _Job(stack=stack, device=resolve_device(device), seed=seed, progress=progress, overlap=overlap,
                options={"sigma": sigma, "preset": preset, "iterations": iterations, "beta": beta, "read": read,
-                        "shot": shot, "samples": samples, "steps": steps, "svnr_weights": svnr_weights})
+                        "shot": shot, "samples": samples, "steps": steps, "svnr_weights": svnr_weights,
+                        "precision": resolve_precision(precision, resolve_device(device))})
     family.check(job)
     job.name, job.denoiser = family.load(method, job)
     if family is _FAMILIES["gaussian"] and is_blind(job.denoiser):
         family = _FAMILIES["blind"]
     job.tile = tile if tile is not None else family.plan_tile(job, budget)
     job.settings = {"device": str(job.device), "tile": job.tile, "overlap": overlap, "max_memory_mb": budget,
-                    "seed": seed}
+                    "seed": seed, "precision": job.options["precision"]}
     out, unc, noise = family.run(job)
     restore = _restore_shape(image)
     if job.device.type == "cuda":
@@ -474,7 +482,7 @@ def _load_gaussian(method: str, job: _Job):
     if not isinstance(method, str) or (method not in list_denoisers() and not method.endswith(".safetensors")):
         raise DenoiselabError(f"unknown denoiser {method!r}; choose scoredvi, svnr or one of: "
                               f"{', '.join(list_denoisers())}")
-    return load_denoiser_for(method, job.stack.shape[3], job.device)
+    return load_denoiser_for(method, job.stack.shape[3], job.device, precision=job.options["precision"])
 
 
 def _run_blind(job: _Job):
@@ -493,7 +501,8 @@ def _run_sigma_driven(job: _Job):
 def _run_scoredvi_job(job: _Job):
     o = job.options
     return _run_scoredvi(job.stack, job.tile, job.overlap, preset=o["preset"], iterations=o["iterations"],
-                         beta=o["beta"], seed=job.seed, device=job.device, progress=job.progress, settings=job.settings)
+                         beta=o["beta"], seed=job.seed, device=job.device, precision=o["precision"],
+                         progress=job.progress, settings=job.settings)
 
 
 def _run_svnr_job(job: _Job):
@@ -578,7 +587,7 @@ def _for_caller(estimate, y: torch.Tensor, *, stacklevel: int):
 
 
 def _run_scoredvi(stack: np.ndarray, tile: int | None, overlap: int, *, preset: str, iterations: int | None,
-                  beta: float | str, seed: int, device: torch.device, progress: bool,
+                  beta: float | str, seed: int, device: torch.device, precision: str, progress: bool,
                   settings: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     from tqdm.auto import tqdm
 
@@ -596,7 +605,7 @@ def _run_scoredvi(stack: np.ndarray, tile: int | None, overlap: int, *, preset: 
     unc.fill(0.0)
     noise: dict[str, list[float]] = {"delta255": [], "lam": [], "beta": []}
     for p in tqdm(range(n_planes), desc="planes", unit="plane", disable=not (progress and n_planes > 1)):
-        res = scoredvi(stack[p], preset=cfg, beta=beta, seed=seed, device=device, progress=progress)
+        res = scoredvi(stack[p], preset=cfg, beta=beta, seed=seed, device=device, precision=precision, progress=progress)
         out[p] = res.image
         np.clip(res.variance, 0, None, out=unc[p])
         np.sqrt(unc[p], out=unc[p])

@@ -46,6 +46,8 @@ class DenoiseOptions:
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; resolved where the image is denoised
         (on a Ray worker, ``"auto"`` takes the GPU Ray gave the task, if any).
+    precision : {"auto", "fp32", "bf16"}
+        Arithmetic of the networks (resolved where the image is denoised, like the device).
     tile : int or None
         Tile side in pixels (None: chosen from `max_memory_mb`).
     overlap : int
@@ -73,6 +75,7 @@ class DenoiseOptions:
     samples: int = 1
     steps: int | None = None
     svnr_weights: str | None = None
+    precision: str = "auto"
 
     def to_dict(self) -> dict:
         """The options as a JSON-ready dict (what a manifest records and compares on resume).
@@ -87,6 +90,8 @@ class DenoiseOptions:
                 d.pop(key)
         elif self.steps is None:
             d.pop("steps")
+        if self.precision == "auto":  # batches from before the setting existed still resume
+            d.pop("precision")
         return d
 
 
@@ -363,7 +368,8 @@ def _local(locations: Iterable[Path | str]) -> list[Path]:
 def api_options(options: DenoiseOptions) -> dict:
     """The keyword arguments of :func:`denoiselab.denoise` that `options` set (all but method and bit depth)."""
     kw = {"sigma": None if options.sigma255 is None else options.sigma255 / 255, "preset": options.preset,
-          "iterations": options.iterations, "beta": options.beta, "device": options.device, "seed": options.seed,
+          "iterations": options.iterations, "beta": options.beta, "device": options.device,
+          "precision": options.precision, "seed": options.seed,
           "tile": options.tile, "overlap": options.overlap, "max_memory_mb": options.max_memory_mb}
     if options.method == "svnr":
         kw.update(read_noise=options.read_noise, shot_noise=options.shot_noise, samples=options.samples,

@@ -74,6 +74,9 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=sigma255, default="auto",
                    help=SIGMA_HELP + "; blind networks and scoredvi ignore it, svnr takes --read-noise/--shot-noise")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="arithmetic of the networks: fp32 exact; bf16 faster where the hardware has it natively, "
+                        "0.03-0.1 dB lower; auto picks bf16 only where native and within 0.02 dB (default; float32 today)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of scoredvi's networks and samples and of svnr's sampler (same seed, same output)")
     s = p.add_argument_group("scoredvi")
@@ -188,7 +191,7 @@ def _options(args, *, check_device: bool = True):
 
     read, shot = _svnr_noise(args)
     options = DenoiseOptions(method=args.method, sigma255=args.sigma, preset=args.preset, iterations=args.iterations,
-                             beta=_beta(args.beta), seed=args.seed, device=args.device, tile=args.tile,
+                             beta=_beta(args.beta), seed=args.seed, device=args.device, precision=args.precision, tile=args.tile,
                              overlap=args.overlap, max_memory_mb=args.max_memory_mb,
                              bit_depth=getattr(args, "bit_depth", None), read_noise=read, shot_noise=shot,
                              samples=args.samples, steps=args.steps, svnr_weights=args.svnr_weights)

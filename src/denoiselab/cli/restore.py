@@ -256,6 +256,7 @@ def add_restore_parser(sub) -> None:
                         "pnp-hqs and pnp-admm, not for red")
     r.add_argument("--seed", type=int, default=0, help="seed of the samplers, the injected noise, and --simulate's noise and mask")
     r.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
+    r.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="arithmetic of the prior network: fp32, bf16 (where native), auto (default)")
     t = r.add_argument_group("task options")
     t.add_argument("--kernel", help="deblur: gaussian:STD or uniform:SIZE (pixels; default gaussian:1.6); "
                                     "sr: bicubic or box (default bicubic)")
@@ -286,6 +287,7 @@ def add_sample_parser(sub) -> None:
     s.add_argument("--levels", type=int, metavar="L", help="langevin: noise levels from 1 to 0.01 (default 10)")
     s.add_argument("--h0", type=float, help="ks: first step fraction in (0, 1] (default 0.01; larger is faster, coarser)")
     s.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
+    s.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="arithmetic of the prior network: fp32, bf16 (where native), auto (default)")
 
 
 def _progress() -> bool:
@@ -454,7 +456,7 @@ def cmd_restore(args) -> int:
         op = problem.operator(mask)
         image_hw = problem.image_size(tuple(y.shape[-2:]))
         op.A(torch.zeros(1, y.shape[1], *image_hw))  # the kernel fits the image, the factor divides it: fail now
-        name, denoiser = load_denoiser_for(args.denoiser, y.shape[1], device)
+        name, denoiser = load_denoiser_for(args.denoiser, y.shape[1], device, precision=args.precision)
         start = time.perf_counter()
         x_hat = run_method(args.method, y.to(device), op, denoiser, sigma=args.sigma / 255, steps=args.steps,
                            seed=sampler_seed, progress=_progress(), blind_prior=args.blind_prior)
@@ -570,11 +572,11 @@ def cmd_sample(args) -> int:
     device = resolve_device(args.device)
     name = args.denoiser or ("bfdncnn-color" if args.channels == 3 else "bfdncnn-gray")
     if args.channels is None:  # the denoiser's own channels (a classical one: gray)
-        denoiser = load_denoiser(name, device=device)
+        denoiser = load_denoiser(name, device=device, precision=args.precision)
         channels = getattr(denoiser, "channels", 1)
     else:
         channels = args.channels
-        name, denoiser = load_denoiser_for(name, channels, device)
+        name, denoiser = load_denoiser_for(name, channels, device, precision=args.precision)
     shape = (args.count, channels, args.size, args.size)
     taken = []  # one entry per step, to report how many the chain took
 

@@ -14,6 +14,7 @@ What was measured (``benchmarks/precision.py``, table under ``benchmarks/results
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from pathlib import Path
@@ -80,8 +81,11 @@ def prepare_network(module: torch.nn.Module, precision: str, device: str | torch
 
 
 def autocast_for(precision: str, device: torch.device):
-    """A context that computes in bf16 (float32 accumulation) if `precision` is ``"bf16"``."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    """A context that computes in bf16 (float32 accumulation) if `precision` is ``"bf16"``, and
+    otherwise leaves the caller's autocast setting alone."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def run_layers(layers: torch.nn.Sequential, x: torch.Tensor, precision: str) -> torch.Tensor:

@@ -83,8 +83,10 @@ def default_prior_names(channels: int) -> tuple[str, ...]:
     return COLOR_PRIORS if channels == 3 else GRAY_PRIORS
 
 
-def load_priors(priors: Sequence[str | DenoiserFn] | None, channels: int, device: torch.device) -> tuple[list[DenoiserFn], list[str]]:
-    """Resolve prior names (or pass denoiser callables through) for images with `channels` channels.
+def load_priors(priors: Sequence[str | DenoiserFn] | None, channels: int, device: torch.device,
+                precision: str = "fp32") -> tuple[list[DenoiserFn], list[str]]:
+    """Resolve prior names (or pass denoiser callables through) for images with `channels` channels,
+    networks in `precision` (see :func:`denoiselab.denoisers.load_denoiser`).
 
     Colour priors named for a gray image are wrapped in :class:`GrayFromColor`.
     """
@@ -99,7 +101,7 @@ def load_priors(priors: Sequence[str | DenoiserFn] | None, channels: int, device
                 from ..denoisers import load_denoiser  # type: ignore[attr-defined]
             except ImportError as err:
                 raise DenoiselabError("denoiselab.denoisers.load_denoiser is not available; pass denoiser objects as priors") from err
-            net = load_denoiser(p, device=str(device))
+            net = load_denoiser(p, device=str(device), precision=precision)
             net_ch = getattr(net, "channels", channels)
             if net_ch == 3 and channels == 1:
                 net = GrayFromColor(net)
@@ -286,6 +288,7 @@ def scoredvi(
     gamma: float = 2.0,
     seed: int = 0,
     device: str | torch.device = "auto",
+    precision: str = "fp32",
     progress: bool = True,
     return_record: bool = True,
 ) -> ScoreDVIResult:
@@ -313,6 +316,9 @@ def scoredvi(
         Seeds networks and samples; the same seed gives the same output on the CPU.
     device : str, optional
         "auto", "cpu", "cuda" or "cuda:N".
+    precision : {"fp32", "bf16", "auto"}, optional
+        Arithmetic of the prior networks (:func:`denoiselab.denoisers.load_denoiser`); the
+        variational networks always train in float32.
     progress : bool, optional
         Show a tqdm bar over the iterations.
     return_record : bool, optional
@@ -346,7 +352,7 @@ def scoredvi(
     dev = resolve_device(device)
     yb = yb.to(dev)
     bsz, ch = yb.shape[:2]
-    prior_fns, prior_names = load_priors(priors, ch, dev)
+    prior_fns, prior_names = load_priors(priors, ch, dev, precision)
 
     delta = estimate_delta(yb).reshape(-1).float().cpu()  # Eq. 20's δ, PD stride 4, 0-255 scale
     lam = choose_prior_weight(delta, gamma=gamma)
