@@ -37,6 +37,7 @@ def main() -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32", help="arithmetic of the networks")
     p.add_argument("--resume", type=Path, help="CSV that collects rows as they are measured; a rerun skips them")
     p.add_argument("--rows-only", action="store_true", help="measure into --resume only; write no table")
+    p.add_argument("--table-only", action="store_true", help="measure nothing: the table of the --resume and --include rows")
     p.add_argument("--include", type=Path, action="append", default=[],
                    help="rows of an earlier run (its CSV) to merge into this table, e.g. BM3D run in another process")
     args = p.parse_args()
@@ -55,9 +56,9 @@ def main() -> None:
                     writer.writeheader()
                 writer.writerow(row)
 
-    rows = run_gaussian_benchmark(datasets, {3: args.color, 1: args.gray}, args.sigmas, limit=args.limit,
-                                  bm3d_limit=args.bm3d_limit, device=args.device, precision=args.precision,
-                                  done=done, on_row=keep)
+    rows = [] if args.table_only else run_gaussian_benchmark(
+        datasets, {3: args.color, 1: args.gray}, args.sigmas, limit=args.limit, bm3d_limit=args.bm3d_limit,
+        device=args.device, precision=args.precision, done=done, on_row=keep)
     rows = [row for path in args.include for row in read_csv(path)] + done + rows
     if args.rows_only:
         return

@@ -61,6 +61,9 @@ def settings(name: str, device: str) -> dict:
             "bf16 autocast": autocast_all, "bf16 mixed": with_precision("bf16"), "fp32 compiled": compiled}
 
 
+SETTINGS = ("fp32 plain", "fp32 channels-last", "bf16 autocast", "bf16 mixed", "fp32 compiled")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
@@ -69,6 +72,8 @@ def main() -> None:
     p.add_argument("--crops", type=int, default=4, help="crops per prior (first images of the set)")
     p.add_argument("--size", type=int, default=128, help="crop side in pixels")
     p.add_argument("--sigma", type=float, default=25.0, help="0-255 scale")
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS, metavar="S",
+                   help="which settings to run (fp32 plain always first: it is the baseline)")
     p.add_argument("--repeats", type=int, default=3, help="timed round-robin repeats; the fastest counts")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true")
@@ -80,7 +85,7 @@ def main() -> None:
         files = list_images(args.data_root / "test" / "synthetic" / PRIORS[name])[: args.crops]
         xs = [to_tensor(read_image(f).array)[..., : args.size, : args.size] for f in files]
         ys = [noisy_copy(x, args.sigma, 0, i).to(args.device) for i, x in enumerate(xs)]
-        nets = settings(name, args.device)
+        nets = {k: v for k, v in settings(name, args.device).items() if k in args.settings}
         outs, best = {}, dict.fromkeys(nets, float("inf"))
         with torch.inference_mode():
             for setting, net in nets.items():
