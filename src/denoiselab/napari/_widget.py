@@ -22,8 +22,8 @@ except ImportError as err:  # pragma: no cover - exercised by a subprocess test
 import numpy as np
 
 from ..errors import DenoiselabError
-from ._jobs import PRECISIONS, SCOREDVI_METHODS, denoise_planes, list_methods, method_uses_sigma, parse_sigma, prepare_image, \
-    supports_precision, to_layer_dtype
+from ._jobs import (PRECISIONS, SCOREDVI_METHODS, denoise_planes, list_methods, method_uses_sigma, parse_sigma,
+                    prepare_image, supports_precision, to_layer_dtype)
 
 __all__ = ["DenoiseWidget"]
 
