@@ -28,7 +28,7 @@ if _REASON and os.environ.get("DENOISELAB_REQUIRE_NAPARI") == "1":
     pytest.fail(f"DENOISELAB_REQUIRE_NAPARI=1 but {_REASON}", pytrace=False)
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
 
-PLUGIN, WIDGET = "denoiselab", "Denoise (denoiselab)"
+PLUGIN, WIDGET = "denoiselab", "Denoise"
 
 
 @pytest.fixture

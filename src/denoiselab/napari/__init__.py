@@ -2,7 +2,7 @@
 
 Install with ``pip install -c constraints.txt "denoiselab[napari]"``; napari finds it through
 the ``napari.manifest`` entry point (``napari.yaml`` in this folder). In napari: *Plugins >
-Denoise (denoiselab)*, and *File > Open Sample > denoiselab*.
+Denoise*, and *File > Open Sample > denoiselab*.
 
 Modules
 -------

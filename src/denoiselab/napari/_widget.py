@@ -166,9 +166,9 @@ class DenoiseWidget(Container):
         self._put_layer(f"{layer.name} denoised", denoised, rgb=layer.rgb, colormap=colormap,
                         contrast_limits=layer.contrast_limits, **place)
         if uncertainty is not None:
-            top = float(np.percentile(uncertainty, 99.5)) or 1.0
+            low, high = (float(v) for v in np.percentile(uncertainty, [1.0, 99.5]))
             self._put_layer(f"{layer.name} uncertainty", uncertainty, rgb=False, colormap="magma",
-                            contrast_limits=(0.0, top), **place)
+                            contrast_limits=(low, high if high > low else low + 1.0), **place)
 
     def _put_layer(self, name: str, data: np.ndarray, **properties):
         """Replace the data of the image layer called `name` (a rerun), or add one."""
