@@ -52,10 +52,12 @@ def test_bad_layer_data_is_one_sentence_naming_the_layer(data, rgb, words):
 def test_prepare_scales_by_the_dtype_range_and_flattens_leading_axes():
     data = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 3, 4, 5) * 500
     prepared = prepare_image(data, rgb=False, name="volume")
-    assert prepared.planes.shape == (6, 4, 5, 1) and prepared.planes.dtype == np.float32
-    np.testing.assert_allclose(prepared.planes.reshape(data.shape) * 65535, data, rtol=1e-6)
+    planes = np.stack([prepared.plane(i) for i in range(prepared.n_planes)])
+    assert planes.shape == (6, 4, 5, 1) and planes.dtype == np.float32
+    np.testing.assert_allclose(planes.reshape(data.shape) * 65535, data, rtol=1e-6)
+    assert np.shares_memory(prepared.source, data)  # no copy of the layer until a plane is denoised
     rgb = prepare_image(np.full((4, 5, 3), 51, np.uint8), rgb=True, name="photo")
-    assert rgb.planes.shape == (1, 4, 5, 3) and rgb.data_range == 255 and np.allclose(rgb.planes, 0.2)
+    assert rgb.source.shape == (1, 4, 5, 3) and rgb.data_range == 255 and np.allclose(rgb.plane(0), 0.2)
 
 
 def test_noise_level_is_typed_in_the_layers_gray_levels():

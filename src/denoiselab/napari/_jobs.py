@@ -41,12 +41,14 @@ _INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """A layer's data checked and converted for :func:`denoise_planes`.
+    """A layer's data checked and viewed as planes for :func:`denoise_planes`.
 
     Attributes
     ----------
-    planes : np.ndarray, shape (N, H, W, C)
-        The data as float32 in [0, 1] (C = 1 gray, 3 RGB); N is the product of the leading axes.
+    source : np.ndarray, shape (N, H, W, C)
+        The layer's data, a view when possible, in its own dtype (C = 1 gray, 3 RGB); N is the
+        product of the leading axes. :meth:`plane` converts one plane at a time, so a large
+        stack is never held as a second, float copy.
     shape : tuple of int
         The layer data's shape, which the results take back.
     dtype : np.dtype
@@ -57,7 +59,7 @@ class PreparedImage:
         Whether the last axis holds the three colour channels.
     """
 
-    planes: np.ndarray
+    source: np.ndarray
     shape: tuple[int, ...]
     dtype: np.dtype
     data_range: float
@@ -66,7 +68,11 @@ class PreparedImage:
     @property
     def n_planes(self) -> int:
         """Number of 2-D planes to denoise."""
-        return self.planes.shape[0]
+        return self.source.shape[0]
+
+    def plane(self, index: int) -> np.ndarray:
+        """Plane `index` as float32 (H, W, C) on [0, 1] (the dtype's range mapped to [0, 1])."""
+        return self.source[index].astype(np.float32) / np.float32(self.data_range)
 
 
 def list_methods() -> list[str]:
@@ -107,7 +113,7 @@ def supports_precision() -> bool:
 
 
 def prepare_image(data, *, rgb: bool, name: str) -> PreparedImage:
-    """Check an image layer's data and convert it to float32 planes in [0, 1].
+    """Check an image layer's data and view it as 2-D planes (converted to [0, 1] one at a time).
 
     Parameters
     ----------
@@ -134,7 +140,7 @@ def prepare_image(data, *, rgb: bool, name: str) -> PreparedImage:
     --------
     >>> stack = np.full((3, 8, 8), 1000, dtype=np.uint16)
     >>> prepared = prepare_image(stack, rgb=False, name="cells")
-    >>> prepared.planes.shape, prepared.data_range, round(float(prepared.planes.max()), 5)
+    >>> prepared.source.shape, prepared.data_range, round(float(prepared.plane(0).max()), 5)
     ((3, 8, 8, 1), 65535.0, 0.01526)
     """
     array = np.asarray(data)
@@ -155,15 +161,17 @@ def prepare_image(data, *, rgb: bool, name: str) -> PreparedImage:
                               "images or floats in [0, 1]")
     channels = 3 if rgb else 1
     height, width = array.shape[spatial - 2:spatial]
-    planes = (array.astype(np.float32) / np.float32(data_range)).reshape(-1, height, width, channels)
+    prepared = PreparedImage(source=array.reshape(-1, height, width, channels), shape=tuple(array.shape),
+                             dtype=array.dtype, data_range=data_range, rgb=rgb)
     if data_range == 1.0:
-        _check_float_values(planes, name)
-    return PreparedImage(planes=planes, shape=tuple(array.shape), dtype=array.dtype, data_range=data_range, rgb=rgb)
+        _check_float_values(prepared, name)
+    return prepared
 
 
-def _check_float_values(planes: np.ndarray, name: str) -> None:
+def _check_float_values(prepared: PreparedImage, name: str) -> None:
     """Refuse NaN/inf and values far outside [0, 1] (noise may overshoot a little; 0-255 data may not)."""
-    for plane in planes:  # plane by plane keeps the temporaries small
+    for index in range(prepared.n_planes):  # plane by plane keeps the temporaries small
+        plane = prepared.plane(index)
         if not np.isfinite(plane).all():
             raise DenoiselabError(f"layer '{name}' contains NaN or infinite values; replace them (e.g. "
                                   "numpy.nan_to_num) before denoising")
@@ -260,14 +268,14 @@ def denoise_planes(prepared: PreparedImage, method: str, *, sigma: float | None 
         raise DenoiselabError(f"unknown method {method!r}; choose one of: {', '.join(list_methods())}")
     run_plane = _plane_runner(method, sigma=sigma, seed=seed, iterations=iterations, precision=precision,
                               device=device)
-    denoised = np.empty(prepared.planes.shape, dtype=np.float32)
+    denoised = np.empty(prepared.source.shape, dtype=np.float32)
     uncertainty = None
-    for index, plane in enumerate(prepared.planes):
-        x_hat, std = run_plane(plane)
+    for index in range(prepared.n_planes):
+        x_hat, std = run_plane(prepared.plane(index))
         denoised[index] = x_hat
         if std is not None:
             if uncertainty is None:
-                uncertainty = np.zeros(prepared.planes.shape[:3], dtype=np.float32)
+                uncertainty = np.zeros(prepared.source.shape[:3], dtype=np.float32)
             uncertainty[index] = std.mean(axis=-1) * np.float32(prepared.data_range)
         yield index + 1
     if uncertainty is not None:
