@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +71,10 @@ def run_in_viewer(noisy: np.ndarray, args) -> dict:
     viewer.grid.enabled = True
     viewer.grid.shape = (1, -1)
     viewer.reset_view()
+    from napari._qt.dialogs.qt_notification import NapariQtNotification  # napari's toasts (PyQt5 deprecation)
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
     for _ in range(20):
         QApplication.processEvents()
     return {"viewer": viewer, "seconds": seconds, "stall_computing_ms": 1000 * float(computing.max()),
@@ -102,7 +105,6 @@ def main() -> None:
     noisy = read_frames(fmdd / "noisy", names, args.crop)
     clean = read_frames(fmdd / "clean", names, args.crop).astype(np.float32) / 255
 
-    warnings.filterwarnings("ignore", message="napari support for the PyQt5 backend")  # a toast in the picture
     result = run_in_viewer(noisy, args)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = result_stem(args.out, "cpu")
