@@ -86,8 +86,10 @@ def run_in_viewer(noisy: np.ndarray, args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", type=Path, default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
-    p.add_argument("--fov", default="Confocal_BPAE_G", help="FMDD configuration: frames <fov>_1.png ... in real/fmdd/noisy")
+    p.add_argument("--data-root", type=Path,
+                   default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
+    p.add_argument("--fov", default="Confocal_BPAE_G",
+                   help="FMDD configuration: frames <fov>_1.png ... in real/fmdd/noisy")
     p.add_argument("--frames", type=int, default=3)
     p.add_argument("--crop", type=int, default=256, help="central crop side in pixels")
     p.add_argument("--method", default="scoredvi-fast")

@@ -50,7 +50,8 @@ class DenoiseWidget(Container):
         self._viewer = napari_viewer
         self._worker = None
         self.image = ComboBox(label="image", choices=self._layer_choices, nullable=True,
-                              tooltip="A 2-D image, an RGB image or a stack / volume (8- or 16-bit, or floats in [0, 1])")
+                              tooltip="A 2-D image, an RGB image or a stack / volume "
+                                      "(8- or 16-bit, or floats in [0, 1])")
         self.method = ComboBox(label="method", choices=list_methods(), value="scoredvi-fast",
                                tooltip="scoredvi-* also gives a posterior-std (uncertainty) layer")
         self.noise = LineEdit(label="noise σ", value="auto",
