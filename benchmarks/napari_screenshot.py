@@ -127,7 +127,7 @@ def main() -> None:
         f"- seconds from pressing Denoise to the layers appearing: {result['seconds']:.1f}",
         "- longest gap of a 20 ms GUI-thread timer (how long the viewer stopped responding): "
         f"{result['stall_computing_ms']:.0f} ms while the planes were denoised, {result['stall_ms']:.0f} ms in all "
-        "(the longest is napari adding the result layers, on the GUI thread); median gap while denoising "
+        "(with napari adding the result layers on the GUI thread); median gap while denoising "
         f"{result['median_gap_ms']:.0f} ms",
         "- PSNR against FMDD's 50-frame average (8-bit frames, data range 255):", "",
         markdown_table(header, rows), "",

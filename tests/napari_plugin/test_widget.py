@@ -168,3 +168,16 @@ def test_a_bad_noise_level_is_a_notification(viewer_and_widget):
     assert errors_shown()[before:] == ["noise level 'lots' must be 'auto' or a number from 0 to 255 in the layer's "
                                        "gray levels"]
     assert widget.worker is None
+
+
+def test_precision_is_offered_and_passed_once_denoise_takes_it(make_napari_viewer, plugin, monkeypatch):
+    import denoiselab.napari._widget as widget_module
+
+    viewer = make_napari_viewer()
+    for has_precision in (False, True):
+        monkeypatch.setattr(widget_module, "supports_precision", lambda: has_precision)
+        widget = widget_module.DenoiseWidget(viewer)
+        widget.image.value = viewer.add_image(np.zeros((16, 16), np.uint8), name=f"p{has_precision}")
+        widget.precision.value = "bf16"
+        assert widget._job(widget.image.value)["precision"] == ("bf16" if has_precision else None)
+        assert widget.precision.native.isHidden() is not has_precision

@@ -57,8 +57,9 @@ class DenoiseWidget(Container):
         self.noise = LineEdit(label="noise σ", value="auto",
                               tooltip="auto, or the noise std in the layer's gray levels (0-255 for 8-bit, "
                                       "0-65535 for 16-bit); used by the Gaussian denoisers")
+        self._has_precision = supports_precision()  # denoise(precision=...) is newer than this widget
         self.precision = ComboBox(label="precision", choices=list(PRECISIONS), value="auto",
-                                  visible=supports_precision())
+                                  visible=None if self._has_precision else False)
         self.iterations = SpinBox(label="iterations", value=0, min=0, max=10000,
                                   tooltip="ScoreDVI's iterations; 0 keeps the preset's (fast 40, paper 400)")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
@@ -134,7 +135,7 @@ class DenoiseWidget(Container):
         prepared = prepare_image(layer.data, rgb=layer.rgb, name=layer.name)
         method = self.method.value
         sigma = parse_sigma(self.noise.value, prepared.data_range) if method_uses_sigma(method) else None
-        precision = self.precision.value if self.precision.visible else None
+        precision = self.precision.value if self._has_precision else None
         iterations = int(self.iterations.value) if method in SCOREDVI_METHODS and self.iterations.value else None
         return {"prepared": prepared, "method": method, "sigma": sigma, "seed": int(self.seed.value),
                 "iterations": iterations, "precision": precision}
