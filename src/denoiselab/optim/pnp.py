@@ -108,7 +108,7 @@ def solve_pnp_hqs(y: Tensor, op: LinearOperator, denoiser: Callable[[Tensor, flo
 
     Examples
     --------
-    >>> from denoiselab.denoisers import load_denoiser
+    >>> from denoiselab.denoisers import load_denoiser, with_noise_level
     >>> from denoiselab.physics import Blur
     >>> from denoiselab.metrics import psnr
     >>> g = torch.Generator().manual_seed(0)
@@ -116,7 +116,8 @@ def solve_pnp_hqs(y: Tensor, op: LinearOperator, denoiser: Callable[[Tensor, flo
     >>> x = (0.3 + 0.4 * (t[None, :] > 0.5) + 0.2 * t[:, None]).expand(1, 1, 48, 48)   # an edge on a ramp
     >>> op = Blur.gaussian(1.6)
     >>> y = op.A(x) + 0.01 * torch.randn(x.shape, generator=g)
-    >>> x_hat = solve_pnp_hqs(y, op, load_denoiser("bfdncnn-gray"), sigma=0.01)
+    >>> prior = with_noise_level(load_denoiser("bfdncnn-gray"))     # blind: told σ_k by injection
+    >>> x_hat = solve_pnp_hqs(y, op, prior, sigma=0.01)
     >>> bool(psnr(x_hat.clamp(0, 1), x) > psnr(y, x))
     True
     """
