@@ -42,7 +42,7 @@ def test_bf16_is_close_to_fp32(cls, kw, monkeypatch):
 
 def test_bf16_plan_folds_batch_norm_and_keeps_first_and_last_in_float32():
     net = _net(BFDnCNN, channels=1, depth=5, width=8)
-    plan = prec._bf16_plan(net.body)
+    plan = prec._folded_plan(net.body, "bf16", torch.device("cpu"))
     assert [w.dtype for _, w, _ in plan] == [torch.float32] + [torch.bfloat16] * 3 + [torch.float32]
     assert [relu for _, _, relu in plan] == [True] * 4 + [False]
     bn = net.body[3]

@@ -86,8 +86,7 @@ class BFDnCNN(nn.Module):
     def forward(self, y: Tensor, sigma: float | Tensor | None = None) -> Tensor:  # noqa: ARG002 - blind
         """Denoise `y` (B, C, H, W) in [0, 1]; `sigma` is accepted for the protocol and ignored."""
         check_image_batch(y, channels=(self.channels,))
-        residual = run_layers(self.body, y.contiguous(memory_format=torch.channels_last), self.precision)
-        return (y - residual.to(y.dtype)).contiguous()
+        return y - run_layers(self.body, y, self.precision).to(y.dtype)
 
     def config(self) -> dict:
         return {"architecture": "bfdncnn", "channels": self.channels, "depth": self.depth, "width": self.width}
