@@ -4,9 +4,10 @@ What was measured (``benchmarks/precision.py``, table under ``benchmarks/results
 1 thread of the 2-core AVX2 CPU of our CI):
 
 - float32 is made faster without changing its result: batch norm folded into the convolutions
-  (BF-DnCNN, contiguous layout) and channels-last (UNet). The gain on this CPU is about
-  1.2–1.6× over PyTorch's default; ``torch.compile`` (with freezing) reaches the same ~1.6× and
-  TorchScript's ``optimize_for_inference`` too: the convolutions themselves are the floor.
+  (BF-DnCNN, contiguous layout) and channels-last (UNet). The gain on this CPU is 1.03–1.3×
+  over PyTorch's default float32 forward in the committed table (up to 1.5× in single-prior
+  timings); ``torch.compile`` reaches 1.1–1.7× and TorchScript's ``optimize_for_inference``
+  about the same: the convolutions themselves are the floor.
 - bf16 is only fast on hardware that computes it natively (CUDA GPUs with bf16, CPUs with
   AVX-512 BF16 or AMX). Elsewhere it is emulated and much slower than float32 (about 12× for
   one 64-channel conv here), so ``auto`` never picks it there.

@@ -747,10 +747,17 @@ class RealNoiseEstimate:
             ``(a, b)`` in variance units of the input's scale, float64; on a linear image
             ``sqrt(a)`` is the shot-noise and ``sqrt(b)`` the read-noise std. Fitted by least
             squares on relative errors (weights 1/σ⁴), as :func:`estimate_noise_function` does.
+            Levels within 2σ of 0 or 1 are left out of the fit while at least two others
+            remain: clipping at the ends of [0, 1] lowers their variance below σ²(x).
         """
         b, c, _ = self.levels.shape
-        rows = [_fit_variance_model(lv, var) for lv, var in zip(self.levels.reshape(b * c, -1),
-                                                                self.variances.reshape(b * c, -1))]
+        rows = []
+        for lv, var in zip(self.levels.reshape(b * c, -1), self.variances.reshape(b * c, -1)):
+            sd = var.clamp_min(0.0).sqrt()
+            inside = (lv - 2 * sd > 0) & (lv + 2 * sd < 1)
+            if int(inside.sum()) >= 2:
+                lv, var = lv[inside], var[inside]
+            rows.append(_fit_variance_model(lv, var))
         return torch.stack(rows).reshape(b, c, 2)
 
 
