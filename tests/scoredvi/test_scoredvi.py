@@ -211,6 +211,58 @@ def test_paper_preset_architecture_runs_one_step(priors3):
     assert res.record["restarted"] == [True]  # an untrained run keeps σ ≈ 1 > 0.05, so the rule fires
 
 
+def test_paper_preset_defaults_to_the_published_priors():
+    from denoiselab.denoisers import list_denoisers
+    from denoiselab.scoredvi import default_prior_names
+
+    assert default_prior_names(3, "paper") == ("bfdncnn-color-cbsd300", "bfdncnn-color-scoredvi1", "bfdncnn-color-scoredvi2")
+    assert default_prior_names(3, "fast") == ("bfdncnn-color-s-bsd", "bfdncnn-color-s-imagenet", "bfdncnn-color-s-union")
+    known = set(list_denoisers())
+    assert set(default_prior_names(1, "paper")) <= known and set(default_prior_names(3, "paper")) <= known
+
+
+def test_pi_score_gradient_is_minus_the_mean_sample_as_in_the_authors_unit():
+    """With the authors' unit (value z) π_k gets an extra −mean_M z_k per pixel; µ's gradient is unchanged."""
+    th = _random_theta(b=1, k=2, c=1, h=2, w=2, seed=3)
+    th.pi.requires_grad_(True)
+    th.mu.requires_grad_(True)
+    g = torch.Generator().manual_seed(1)
+    eps = torch.randn(2, 3, 1, 1, 2, 2, generator=g)
+    grads = {}
+    for with_pi in (False, True):
+        th.pi.grad = th.mu.grad = None
+        z = th.mu.transpose(0, 1).unsqueeze(1) + th.var.sqrt().transpose(0, 1).unsqueeze(1) * eps
+        unit = ScoreIdentity.apply(z, torch.zeros_like(z), th.var.transpose(0, 1).unsqueeze(1))
+        term = unit if with_pi else unit - z.detach()
+        compute_loss_terms(torch.rand(1, 1, 2, 2), th, alpha=1.0, beta=0.02, d_prior=1.0, score_term=term)["L2"].sum().backward()
+        grads[with_pi] = (th.pi.grad.clone(), th.mu.grad.clone())
+    n_pixels = 4
+    extra = -z.detach().mean(1).transpose(0, 1) / n_pixels  # (B, K, C, H, W)
+    torch.testing.assert_close(grads[True][0] - grads[False][0], extra)
+    torch.testing.assert_close(grads[True][1], grads[False][1])
+
+
+def test_pi_score_gradient_changes_the_fit(priors3):
+    y = _tiny_image(size=16)
+    runs = [scoredvi(y, preset=get_preset(TINY, pi_score_gradient=flag), priors=priors3, n_iter=3, progress=False,
+                     device="cpu").image for flag in (False, True)]
+    assert not torch.equal(runs[0], runs[1])
+
+
+def test_align_corners_reaches_the_unet():
+    from denoiselab.scoredvi.nets import PosteriorNets
+
+    y = _tiny_image(size=16)
+    outs = []
+    for flag in (False, True):
+        nets = PosteriorNets(1, 3, 2, NetConfig(x_base=4, x_depth=2, aux_width=4, aux_depth=3, align_corners=flag),
+                             torch.Generator().manual_seed(0))
+        assert nets.x_net.align_corners is flag
+        outs.append(nets(y).mu)
+    assert not torch.allclose(outs[0], outs[1])
+    assert get_preset("paper").nets.align_corners and not get_preset("fast").nets.align_corners
+
+
 @pytest.mark.real_estimator
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_runs_with_the_project_noise_estimator(priors3):

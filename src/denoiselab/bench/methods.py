@@ -1,7 +1,7 @@
 """The methods ``denoiselab bench`` can run on real noisy/clean pairs, and the paper's Table 1.
 
 Each method is a :class:`BenchMethod`: a function ``run(noisy, clean, seed, device) ->
-restored`` over float32 (H, W, C) arrays. Only oracle methods (DIP's best iteration, which
+restored`` over float32 (H, W, C) arrays (``per_dataset`` methods also take ``dataset=``). Only oracle methods (DIP's best iteration, which
 the ScoreDVI paper picks with the ground truth) look at ``clean``; every other method gets it
 and ignores it. Heavy imports happen inside the functions, so listing methods is cheap.
 """
@@ -33,9 +33,10 @@ class BenchMethod:
     """A named way to restore one noisy image; `paper` names its row in :data:`PAPER_TABLE1`."""
 
     name: str
-    run: Callable[[np.ndarray, np.ndarray, int, str], np.ndarray]
+    run: Callable[..., np.ndarray]
     paper: str | None
     description: str
+    per_dataset: bool = False  # run() also takes dataset=<folder name> (for the paper's per-dataset rules)
 
 
 def _noisy(noisy, clean, seed, device):
@@ -93,11 +94,21 @@ def _apbsn(noisy, clean, seed, device):
     return apbsn(noisy, seed=seed, device=device)
 
 
-def _scoredvi(preset: str):
-    def run(noisy, clean, seed, device):
+def paper_beta(dataset: str) -> float | str:
+    """The paper's β for a dataset folder name (``sidd_val`` → SIDD's 0.02, ...); ``"auto"`` if unknown."""
+    from ..scoredvi.presets import PAPER_BETA
+
+    key = dataset.lower().split("_")[0]
+    return PAPER_BETA.get(key, "auto")
+
+
+def _scoredvi(preset: str, beta_per_dataset: bool = False):
+    def run(noisy, clean, seed, device, dataset: str = ""):
         from ..scoredvi.core import scoredvi
 
-        return scoredvi(noisy, preset=preset, seed=seed, device=device, progress=False, return_record=False).image
+        beta = paper_beta(dataset) if beta_per_dataset else "auto"
+        return scoredvi(noisy, preset=preset, beta=beta, seed=seed, device=device, progress=False,
+                        return_record=False).image
 
     return run
 
@@ -114,7 +125,8 @@ METHODS: dict[str, BenchMethod] = {m.name: m for m in [
     BenchMethod("self2self", _self2self, "Self2Self", "Self2Self with dropout ensemble"),
     BenchMethod("apbsn-single", _apbsn, "APBSN-single", "AP-BSN trained on the one noisy image (PD 5 / 2)"),
     BenchMethod("scoredvi-fast", _scoredvi("fast"), "ScoreDVI", "ScoreDVI, CPU preset"),
-    BenchMethod("scoredvi-paper", _scoredvi("paper"), "ScoreDVI", "ScoreDVI, the paper's settings"),
+    BenchMethod("scoredvi-paper", _scoredvi("paper", beta_per_dataset=True), "ScoreDVI",
+                "ScoreDVI, the paper's settings and priors, β per dataset as §4.1", per_dataset=True),
 ]}
 
 

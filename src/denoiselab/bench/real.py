@@ -166,7 +166,8 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
         noisy, clean = loaded[s.name, pair.name]
         bar.set_postfix_str(f"{method.name} {s.name}/{pair.name}")
         start = time.perf_counter()
-        restored = _as_image(method.run(noisy.copy(), clean, seed, str(dev)), noisy, method.name)
+        extra = {"dataset": s.name} if method.per_dataset else {}
+        restored = _as_image(method.run(noisy.copy(), clean, seed, str(dev), **extra), noisy, method.name)
         seconds = time.perf_counter() - start
         _merge_row(results, {"method": method.name, "dataset": s.name, "image": pair.name, "crop": crop_id,
                              "psnr": round(float(psnr(restored, clean)[0]), 4),

@@ -36,8 +36,6 @@ from .prior_weight import choose_beta, choose_prior_weight, estimate_delta
 
 __all__ = ["ScoreDVIResult", "scoredvi", "fit_scoredvi", "default_prior_names", "GrayFromColor", "load_priors"]
 
-COLOR_PRIORS = ("bfdncnn-color-s-bsd", "bfdncnn-color-s-imagenet", "bfdncnn-color-s-union")
-GRAY_PRIORS = ("bfdncnn-gray-s", "bfdncnn-color-s-bsd", "bfdncnn-color-s-imagenet")
 ALPHA = 1.0  # Gamma shape hyperprior α (§4.1)
 D_PRIOR = 1.0  # Dirichlet hyperprior d (§4.1)
 
@@ -78,19 +76,20 @@ class GrayFromColor(torch.nn.Module):
         return self.inner(y.expand(-1, 3, -1, -1), s).mean(1, keepdim=True)
 
 
-def default_prior_names(channels: int) -> tuple[str, ...]:
-    """The K = 3 default priors: three colour BF-DnCNNs, or for gray the gray one plus two colour ones."""
-    return COLOR_PRIORS if channels == 3 else GRAY_PRIORS
+def default_prior_names(channels: int, preset: str | Preset = "fast") -> tuple[str, ...]:
+    """The K = 3 priors `preset` uses when none are named, for images with `channels` channels."""
+    cfg = get_preset(preset)
+    return cfg.color_priors if channels == 3 else cfg.gray_priors
 
 
 def load_priors(priors: Sequence[str | DenoiserFn] | None, channels: int, device: torch.device,
-                precision: str = "fp32") -> tuple[list[DenoiserFn], list[str]]:
+                precision: str = "fp32", preset: str | Preset = "fast") -> tuple[list[DenoiserFn], list[str]]:
     """Resolve prior names (or pass denoiser callables through) for images with `channels` channels,
-    networks in `precision` (see :func:`denoiselab.denoisers.load_denoiser`).
+    networks in `precision` (see :func:`denoiselab.denoisers.load_denoiser`); None: `preset`'s.
 
     Colour priors named for a gray image are wrapped in :class:`GrayFromColor`.
     """
-    names = list(default_prior_names(channels) if priors is None else priors)
+    names = list(default_prior_names(channels, preset) if priors is None else priors)
     if not names:
         raise DenoiselabError("priors is empty; pass at least one denoiser name (see denoiselab.denoisers.list_denoisers())")
     out: list[DenoiserFn] = []
@@ -259,7 +258,9 @@ def fit_scoredvi(
         denoised = apply_priors(priors, z.detach(), var_k)  # D_k(z), no gradient (Alg. 1 line 4)
         if preset.score_zero_mean:  # priors may not shift the global colour (see Preset)
             denoised = denoised - (denoised - z.detach()).mean(dim=(-2, -1), keepdim=True)
-        score_term = ScoreIdentity.apply(z, denoised, var_k) - z.detach()  # value 0, gradient = score (Eq. 17)
+        score_term = ScoreIdentity.apply(z, denoised, var_k)  # identity, gradient = score (Eq. 17)
+        if not preset.pi_score_gradient:  # value 0: π gets no gradient from the unknown E_q log p
+            score_term = score_term - z.detach()
         terms = compute_loss_terms(y, theta, alpha=ALPHA, beta=beta_b, d_prior=D_PRIOR, score_term=score_term)
         loss = terms["L1"] + lam_b * terms["L2"] + terms["L3"] + terms["L4"] + terms["L5"]  # Eqs. 11, 19
         opt.zero_grad()
@@ -290,6 +291,7 @@ def scoredvi(
     device: str | torch.device = "auto",
     precision: str = "fp32",
     progress: bool = True,
+    callback: Callable[[dict], None] | None = None,
     return_record: bool = True,
 ) -> ScoreDVIResult:
     """Denoise real-world noisy images with ScoreDVI (Cheng et al., ICCV 2023).
@@ -299,12 +301,14 @@ def scoredvi(
     y : Tensor of shape (B, C, H, W) or ndarray of shape (H, W) / (H, W, C)
         Noisy images, float, values in [0, 1]; C = 1 (gray) or 3 (RGB).
     preset : {"fast", "paper"} or Preset, optional
-        "paper": K = 3, M = 5, full-size nets, 400 iterations. "fast": a CPU-sized setting
+        "paper": the authors' settings (K = 3 published priors, M = 5, full-size nets, 400
+        iterations; its docstring lists what still differs). "fast": a CPU-sized setting
         (≈ 30 s for 256×256 RGB on 2 cores).
     priors : sequence of names or denoisers, optional
         The K image priors (one mixture component each): names for
-        ``denoiselab.denoisers.load_denoiser`` or callables ``D(y, sigma)``. Default: three
-        colour BF-DnCNNs; for gray input the gray one plus two colour ones on replicated channels.
+        ``denoiselab.denoisers.load_denoiser`` or callables ``D(y, sigma)``. Default: the
+        preset's (``fast``: our three small colour BF-DnCNNs; ``paper``: the authors' three
+        published ones; for gray input gray priors plus colour ones on replicated channels).
     n_iter : int, optional
         Overrides the preset's iteration count.
     beta : float or "auto", optional
@@ -321,6 +325,9 @@ def scoredvi(
         variational networks always train in float32.
     progress : bool, optional
         Show a tqdm bar over the iterations.
+    callback : callable, optional
+        Passed to :func:`fit_scoredvi` (called after every step with the running output);
+        only for images that fit in one tile.
     return_record : bool, optional
         If False, `record` is an empty dict.
 
@@ -352,7 +359,9 @@ def scoredvi(
     dev = resolve_device(device)
     yb = yb.to(dev)
     bsz, ch = yb.shape[:2]
-    prior_fns, prior_names = load_priors(priors, ch, dev, precision)
+    prior_fns, prior_names = load_priors(priors, ch, dev, precision, cfg)
+    if callback is not None and count_tiles(int(yb.shape[-2]), int(yb.shape[-1]), cfg.max_side, cfg.tile_overlap) > 1:
+        raise DenoiselabError(f"callback needs an image that fits one tile (sides <= {cfg.max_side}); crop it first")
 
     delta = estimate_delta(yb).reshape(-1).float().cpu()  # Eq. 20's δ, PD stride 4, 0-255 scale
     lam = choose_prior_weight(delta, gamma=gamma)
@@ -366,7 +375,7 @@ def scoredvi(
     def run(sub: Tensor, idx: Tensor, run_seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         def fit(tile: Tensor):
             img, var, loss, ms = fit_scoredvi(tile, prior_fns, lam=lam[idx], beta=beta_t[idx], preset=cfg,
-                                              seed=run_seed, progress=progress)
+                                              seed=run_seed, progress=progress, callback=callback)
             fit.losses.append(loss)
             fit.sigmas.append(ms)
             return img, var

@@ -69,6 +69,9 @@ class NetConfig:
     mean_init : {"y", "prior"}
         With `residual_mean`, what µ_k is a residual on: the noisy image y, or the k-th
         prior's denoised image D_k(y) computed once before the first step (a warm start).
+    align_corners : bool
+        Bilinear up-sampling of the UNet with corner alignment (authors' code: True) or
+        without (PyTorch's default, False).
     """
 
     x_base: int = 64
@@ -79,6 +82,7 @@ class NetConfig:
     init_log_var: float | None = None
     mean_init: str = "y"
     phi_from_hyperprior: bool = False
+    align_corners: bool = False
 
 
 # ---------------------------------------------------------------- grouped building blocks
@@ -128,9 +132,10 @@ class _Block(nn.Sequential):
 class _UNet(nn.Module):
     """UNet with max-pool down-steps, bilinear up-steps and skip connections (X-net)."""
 
-    def __init__(self, n: int, cin: int, cout: int, base: int, depth: int, g: torch.Generator):
+    def __init__(self, n: int, cin: int, cout: int, base: int, depth: int, g: torch.Generator, *,
+                 align_corners: bool = False):
         super().__init__()
-        self.n, self.depth = n, depth
+        self.n, self.depth, self.align_corners = n, depth, align_corners
         ch = [base * 2 ** min(i, depth - 1) for i in range(depth + 1)]  # 64,128,256,512,512
         self.inc = _Block(n, cin, ch[0], g)
         self.downs = nn.ModuleList(_Block(n, ch[i], ch[i + 1], g) for i in range(depth))
@@ -155,7 +160,7 @@ class _UNet(nn.Module):
         x = skips.pop()
         for up in self.ups:
             skip = skips.pop()
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=self.align_corners)
             x = up(_cat_groups(skip, x, self.n))
         return self.head(x)[..., :h, :w]
 
@@ -217,7 +222,8 @@ class PosteriorNets(nn.Module):
         super().__init__()
         self.n, self.c, self.k, self.config = n_images, channels, n_components, config
         kc = n_components * channels
-        self.x_net = _UNet(n_images, channels, 2 * kc, config.x_base, config.x_depth, generator)
+        self.x_net = _UNet(n_images, channels, 2 * kc, config.x_base, config.x_depth, generator,
+                           align_corners=config.align_corners)
         with torch.no_grad():
             weight = self.x_net.head.weight.view(n_images, 2, kc, -1)
             bias = self.x_net.head.bias.view(n_images, 2, kc)

@@ -12,11 +12,11 @@ an MMSE Gaussian denoiser at noise variance σ²). :class:`ScoreIdentity` is an 
 whose forward is the identity on z and whose backward multiplies the incoming gradient by
 that score; autograd's chain rule through z = µ + σ ε then yields the µ and σ² gradients.
 
-We write the prior term as ``unit(z) - z.detach()``: its value is exactly 0 and its gradient
-is the score. So the reported loss value is the computable part of L (every term except
--E_q log p), and π receives no gradient from the unknown E_q log p. (Multiplying π by the raw
-identity output, as a literal reading of the authors' unit does, would give π the meaningless
-gradient -mean(z); we drop it.)
+The authors multiply π_k by the unit's output itself, whose value is z: π_k then receives the
+gradient -λ·mean_M z_k (a pull toward the brighter component) besides -½ log σ²_k. ``paper``
+keeps that (``Preset.pi_score_gradient``). The alternative, ``unit(z) - z.detach()``, has value
+exactly 0 and the same score gradient for µ and σ²: the reported loss is then the computable
+part of L (every term except -E_q log p) and π gets nothing from the unknown E_q log p.
 
 References
 ----------
@@ -125,8 +125,9 @@ def compute_loss_terms(
     d_prior : float
         Dirichlet hyperprior d_k, the same for every k (paper: 1).
     score_term : Tensor, shape (K, M, B, C, H, W), optional
-        ``ScoreIdentity.apply(z, D(z), σ²) - z.detach()`` (value 0, gradient = score). When
-        given, L2 includes -π_k · mean over M of it (the -E_q log p part of Eq. 13).
+        ``ScoreIdentity.apply(z, D(z), σ²)`` (value z, as the authors' code) or that minus
+        ``z.detach()`` (value 0); the gradient to z is the score either way. When given, L2
+        includes -π_k · mean over M of it (the -E_q log p part of Eq. 13).
 
     Returns
     -------

@@ -1,8 +1,36 @@
 """Named settings of ScoreDVI: ``paper`` (the published configuration) and ``fast`` (CPU-sized).
 
 ``paper``: K = 3 priors, M = 5 samples per component, full-size nets (UNet 64 base channels,
-4 down-steps; 5-layer 32-channel aux nets), 400 Adam iterations at lr 1e-3, EMA output
-started from y, restart when the mean posterior std exceeds 0.05 (§4.1 and the authors' code).
+4 down-steps, bilinear up-sampling with aligned corners; 5-layer 32-channel aux nets), 400 Adam
+iterations at lr 1e-3, EMA 0.9 started from y, restart when the mean posterior std exceeds 0.05
+(§4.1 and the authors' code, ``../shared/references/algorithms.md``). The colour priors are the
+three published BF-DnCNNs the authors used (``bfdncnn-color-cbsd300``, ``-scoredvi1``,
+``-scoredvi2``). Audited line by line against the paper and the authors' code (2026-12-03/04);
+what still differs, and why:
+
+1. β: the authors fix it per dataset (SIDD and FMDD 0.02, CC 0.01, PolyU 0.005); a single
+   image has no dataset, so :func:`~denoiselab.scoredvi.scoredvi` takes β from the caller (its
+   default ``auto`` picks among the three from the estimated δ) and ``bench`` passes the
+   paper's value for each dataset to ``scoredvi-paper``.
+2. δ (for λ, Eq. 20): denoiselab's one noise estimator
+   (:func:`denoiselab.noise.estimate_real_noise` through ``estimate_delta``) instead of the
+   authors' per-sub-image Liu et al. 2014 fit with a free exponent (Powell): one estimator for
+   every ``auto`` in the library; it fixes a collapse of the authors' kind of fit on flat,
+   low-noise regions (SIDD 10_1: δ 3 for a true 23). Near δ = 10 or 25 the two can pick a
+   different λ.
+3. Gray priors: the authors trained gray BF-DnCNNs on the same data and did not publish them;
+   ``paper`` uses the published gray BF-DnCNN and bias-free UNet of Mohan et al. (BSD400) and
+   the CBSD300 colour model on replicated channels.
+4. Φ/Z/Ω normalisation: instance normalisation (eps 1e-5) instead of batch norm at batch 1
+   (eps 1e-4): the same statistics per image, which lets a batch of images run as independent
+   fits.
+5. Seeds: per image (seed, seed + 7919 for the draws) instead of one stream seeded 1314 for a
+   whole dataset, so that an image's result does not depend on its position in the dataset.
+6. PSNR: ``bench`` scores the output clipped to [0, 1] (what a saved image holds); the authors
+   score the unclipped float output.
+
+Everything else is as the authors ran it, including the gradient the score unit gives the
+mixture weights π (``pi_score_gradient``: the unit returns z, so π_k receives −λ·mean_M z_k).
 
 ``fast``: chosen by measurement on CPU (development runs under
 benchmarks/results/scoredvi_cpu/); the deviations from ``paper`` are commented per field. The
@@ -14,6 +42,8 @@ with its exact Wiener denoiser as prior):
 - warm start from D_k(y): SIDD 24.7 → 26.2 dB, CC 36.6 → 37.5 dB;
 - β = "auto" beat the paper's per-dataset β on the same crops: CC 37.5 (auto, 0.005) vs 36.2 dB
   (0.01), FMDD 33.8 (auto, 0.005) vs 33.4 dB (0.02); λ = 1 instead of 0.5 on FMDD: 33.0 dB.
+- π without the score unit's gradient (``pi_score_gradient=False``): our choice when ``fast``
+  was built; its cost is measured by the ablation (``benchmarks/scoredvi_ablation.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +53,16 @@ from dataclasses import dataclass, field, replace
 from ..errors import DenoiselabError
 from .nets import NetConfig
 
-__all__ = ["Preset", "PRESETS", "get_preset"]
+__all__ = ["Preset", "PRESETS", "get_preset", "PAPER_BETA"]
+
+#: Our CPU-trained priors (10 × 32): what ``fast`` was tuned on.
+SMALL_COLOR_PRIORS = ("bfdncnn-color-s-bsd", "bfdncnn-color-s-imagenet", "bfdncnn-color-s-union")
+SMALL_GRAY_PRIORS = ("bfdncnn-gray-s", "bfdncnn-color-s-bsd", "bfdncnn-color-s-imagenet")
+#: The authors' three published colour priors (20 × 64), and the published gray ones.
+PUBLISHED_COLOR_PRIORS = ("bfdncnn-color-cbsd300", "bfdncnn-color-scoredvi1", "bfdncnn-color-scoredvi2")
+PUBLISHED_GRAY_PRIORS = ("bfdncnn-gray-bsd400", "bfunet-gray-bsd400", "bfdncnn-color-cbsd300")
+#: The paper's Gamma rate β per dataset (§4.1): heavy noise 0.02, medium 0.01, light 0.005.
+PAPER_BETA = {"sidd": 0.02, "fmdd": 0.02, "cc": 0.01, "polyu": 0.005}
 
 
 @dataclass(frozen=True)
@@ -57,6 +96,12 @@ class Preset:
         Images with a side above this are denoised in overlapping tiles of this size.
     tile_overlap : int
         Overlap of neighbouring tiles, in pixels.
+    color_priors, gray_priors : tuple of str
+        The K prior names used for RGB and for gray images when the caller names none (colour
+        priors on gray images run on replicated channels).
+    pi_score_gradient : bool
+        Let the prior term give π its gradient as the authors' score unit does (its forward
+        returns z, so π_k gets −λ·mean_M z_k); False: π gets only the −½ log σ²_k part.
     """
 
     name: str
@@ -71,10 +116,14 @@ class Preset:
     score_zero_mean: bool = False
     max_side: int = 512
     tile_overlap: int = 32
+    color_priors: tuple[str, ...] = SMALL_COLOR_PRIORS
+    gray_priors: tuple[str, ...] = SMALL_GRAY_PRIORS
+    pi_score_gradient: bool = False
 
 
 PRESETS: dict[str, Preset] = {
-    "paper": Preset(name="paper", n_iter=400, n_samples=5, nets=NetConfig()),
+    "paper": Preset(name="paper", n_iter=400, n_samples=5, nets=NetConfig(align_corners=True),
+                    color_priors=PUBLISHED_COLOR_PRIORS, gray_priors=PUBLISHED_GRAY_PRIORS, pi_score_gradient=True),
     "fast": Preset(
         name="fast",
         n_iter=40,  # ≈ 30 s for 256×256 RGB on 2 CPU cores
