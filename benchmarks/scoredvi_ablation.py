@@ -67,6 +67,8 @@ STEPS = [
     _step("no π score gradient", "π gets no gradient from the score unit", fields=dict(pi_score_gradient=False)),
     _step("β auto", "β from the estimated δ instead of per dataset (= `fast` on the published priors)", beta="auto"),
     _step("small priors", "our CPU-trained priors (= today's `fast`)", priors="preset-small"),
+    _step("published warm start", "D_k(y) of the warm start from the published priors (3 calls), the score from the small ones",
+          fields=dict(warm_start_priors="published")),
 ]
 
 

@@ -249,6 +249,21 @@ def test_pi_score_gradient_changes_the_fit(priors3):
     assert not torch.equal(runs[0], runs[1])
 
 
+def test_warm_start_can_come_from_other_priors(priors3):
+    from denoiselab.scoredvi import fit_scoredvi
+
+    y = _tiny_image(size=16)
+    warm = get_preset(TINY, nets=NetConfig(x_base=4, x_depth=2, aux_width=4, aux_depth=3, residual_mean=True,
+                                           mean_init="prior", init_log_var=-6.0), n_iter=1)
+    lam, beta = torch.ones(1), torch.full((1,), 0.02)
+    halves = [lambda v, s: 0.5 * v] * 3  # (the random priors3 start as the identity themselves)
+    same = fit_scoredvi(y, priors3, lam=lam, beta=beta, preset=warm)[0]
+    other = fit_scoredvi(y, priors3, lam=lam, beta=beta, preset=warm, init_priors=halves)[0]
+    assert not torch.allclose(same, other)
+    with pytest.raises(DenoiselabError, match="warm-start priors"):
+        fit_scoredvi(y, priors3, lam=lam, beta=beta, preset=warm, init_priors=halves[:2])
+
+
 def test_align_corners_reaches_the_unet():
     from denoiselab.scoredvi.nets import PosteriorNets
 

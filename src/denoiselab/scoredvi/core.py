@@ -30,7 +30,7 @@ from .._utils import resolve_device
 from ..errors import DenoiselabError
 from .nets import PosteriorNets
 from .objective import ScoreIdentity, apply_priors, compute_loss_terms, compute_prior_samples
-from .presets import Preset, get_preset
+from .presets import PUBLISHED_COLOR_PRIORS, PUBLISHED_GRAY_PRIORS, Preset, get_preset
 from ..tiling import count_tiles, denoise_tiled
 from .prior_weight import choose_beta, choose_prior_weight, estimate_delta
 
@@ -199,6 +199,7 @@ def fit_scoredvi(
     progress: bool = False,
     desc: str = "ScoreDVI",
     callback: Callable[[dict], None] | None = None,
+    init_priors: Sequence[DenoiserFn] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run Algorithm 1 once on a batch, with fresh networks seeded by `seed`.
 
@@ -216,6 +217,8 @@ def fit_scoredvi(
     callback : callable, optional
         Called after every step with ``{"i": t, "image": ema, "theta": Θ, "loss": (B,)}`` (tensors
         on the device; the loop itself never syncs, a callback that reads values does).
+    init_priors : sequence of K denoisers, optional
+        For a warm start (``mean_init="prior"``): the denoisers of D_k(y); default `priors`.
 
     Returns
     -------
@@ -247,7 +250,10 @@ def fit_scoredvi(
     base = None
     if preset.nets.residual_mean and preset.nets.mean_init == "prior":  # warm start: µ_k = D_k(y) + residual
         var0 = torch.full((k, 1, b, c, h, w), 1e-4, device=dev)
-        base = apply_priors(priors, y.expand(k, 1, b, c, h, w), var0)[:, 0].transpose(0, 1).contiguous()
+        starts = priors if init_priors is None else init_priors
+        if len(starts) != k:
+            raise DenoiselabError(f"{len(starts)} warm-start priors for {k} components; give one per prior")
+        base = apply_priors(starts, y.expand(k, 1, b, c, h, w), var0)[:, 0].transpose(0, 1).contiguous()
     elif preset.nets.mean_init not in ("y", "prior"):
         raise DenoiselabError(f"mean_init={preset.nets.mean_init!r} must be 'y' or 'prior'")
     for t in tqdm(range(preset.n_iter), desc=desc, disable=not progress, leave=False):
@@ -360,6 +366,11 @@ def scoredvi(
     yb = yb.to(dev)
     bsz, ch = yb.shape[:2]
     prior_fns, prior_names = load_priors(priors, ch, dev, precision, cfg)
+    init_fns = None
+    if cfg.warm_start_priors == "published":
+        init_fns, _ = load_priors(PUBLISHED_COLOR_PRIORS if ch == 3 else PUBLISHED_GRAY_PRIORS, ch, dev, precision, cfg)
+    elif cfg.warm_start_priors != "same":
+        raise DenoiselabError(f"warm_start_priors={cfg.warm_start_priors!r} must be 'same' or 'published'")
     if callback is not None and count_tiles(int(yb.shape[-2]), int(yb.shape[-1]), cfg.max_side, cfg.tile_overlap) > 1:
         raise DenoiselabError(f"callback needs an image that fits one tile (sides <= {cfg.max_side}); crop it first")
 
@@ -375,7 +386,8 @@ def scoredvi(
     def run(sub: Tensor, idx: Tensor, run_seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         def fit(tile: Tensor):
             img, var, loss, ms = fit_scoredvi(tile, prior_fns, lam=lam[idx], beta=beta_t[idx], preset=cfg,
-                                              seed=run_seed, progress=progress, callback=callback)
+                                              seed=run_seed, progress=progress, callback=callback,
+                                              init_priors=init_fns)
             fit.losses.append(loss)
             fit.sigmas.append(ms)
             return img, var

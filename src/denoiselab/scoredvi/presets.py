@@ -102,6 +102,10 @@ class Preset:
     pi_score_gradient : bool
         Let the prior term give π its gradient as the authors' score unit does (its forward
         returns z, so π_k gets −λ·mean_M z_k); False: π gets only the −½ log σ²_k part.
+    warm_start_priors : {"same", "published"}
+        With a warm start (``nets.mean_init == "prior"``), which priors compute D_k(y) once
+        before the first step: the score priors themselves, or the published full-size ones
+        (one call each; the iterations then run on the cheaper score priors).
     """
 
     name: str
@@ -119,6 +123,7 @@ class Preset:
     color_priors: tuple[str, ...] = SMALL_COLOR_PRIORS
     gray_priors: tuple[str, ...] = SMALL_GRAY_PRIORS
     pi_score_gradient: bool = False
+    warm_start_priors: str = "same"
 
 
 PRESETS: dict[str, Preset] = {
