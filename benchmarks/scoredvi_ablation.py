@@ -146,6 +146,9 @@ def _table(rows: list[dict]) -> str:
         body.append([label, change, str(its)] + cells + [mean, f"{np.mean(secs):.0f}" if secs else "–",
                                                          f"{np.mean(sig):.3f}" if sig else "–"])
 
+    noisy = {(r["dataset"], r["image"]): r for r in rows if r["step"] == "noisy"}
+    if noisy:
+        add("noisy", "the input", 0, noisy)
     for name, change, preset, _, _ in configs:
         mine = [r for r in rows if r["step"] == name]
         its_list = (sorted({int(r["iterations"]) for r in mine}, reverse=True) if name == "paper" else []) or [preset.n_iter]
@@ -191,6 +194,13 @@ def main() -> None:
         if unknown:
             raise SystemExit(f"unknown steps {sorted(unknown)}; known: {names}")
         done = {(r["step"], r["dataset"], r["image"], int(r["crop"]), int(r["iterations"])) for r in load()}
+        for ds, _, pair, crop in _crops(args.data_root, args.crop):  # the reference row: the noisy input itself
+            if ("noisy", ds, pair.name, crop, 0) not in done:
+                noisy, clean = (center_crop(a, crop) for a in pair.load())
+                keep({"step": "noisy", "dataset": ds, "image": pair.name, "crop": crop, "threads": args.threads,
+                      "iterations": 0, "psnr": round(float(psnr(noisy, clean)[0]), 4),
+                      "ssim": round(float(ssim(noisy, clean)[0]), 5), "seconds": 0.0, "mean_sigma": 0.0,
+                      "beta": "", "preset_note": ""})
         for name, _, preset, beta, priors in _configs():
             if name not in wanted:
                 continue
