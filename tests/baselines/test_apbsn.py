@@ -111,3 +111,9 @@ def test_reduces_error_on_smooth_image():
 def test_bad_input_raises(bad, kwargs, match):
     with pytest.raises(DenoiselabError, match=match):
         apbsn(bad, **{**TINY, **kwargs})
+
+
+def test_callback_leaves_the_fit_unchanged(check_callback):
+    _, y = noisy_image(3, size=24)
+    settings = {k: v for k, v in TINY.items() if k != "iterations"}
+    check_callback(apbsn, y, 4, **settings)

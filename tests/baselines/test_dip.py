@@ -99,3 +99,8 @@ _, _Y = _image(1)
 def test_bad_input_raises(noisy, settings):
     with pytest.raises(DenoiselabError):
         dip(noisy, **{"iterations": 1, **TINY, **settings})
+
+
+def test_callback_leaves_the_fit_unchanged(check_callback):
+    _, y = _image(3, 24, 24)
+    check_callback(dip, y, 4, **TINY)

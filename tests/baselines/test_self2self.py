@@ -93,3 +93,8 @@ _, _Y = _image(1)
 def test_bad_input_raises(noisy, settings):
     with pytest.raises(DenoiselabError):
         self2self(noisy, **{"iterations": 1, **TINY, **settings})
+
+
+def test_callback_leaves_the_fit_unchanged(check_callback):
+    _, y = _image(3, 24, 24)
+    check_callback(self2self, y, 4, **TINY)

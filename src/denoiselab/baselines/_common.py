@@ -1,8 +1,11 @@
-"""Input checks and array <-> tensor plumbing shared by the baselines."""
+"""Input checks, array <-> tensor plumbing and the per-iteration hook shared by the baselines."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -57,3 +60,59 @@ def from_batch(x: torch.Tensor, like: np.ndarray) -> np.ndarray:
     """(1, C, H, W) tensor -> float32 array shaped like the caller's input ((H, W) or (H, W, C))."""
     out = x[0].detach().permute(1, 2, 0).to("cpu", torch.float32).numpy()
     return np.ascontiguousarray(out.reshape(np.shape(like)))
+
+
+class IterationHook:
+    """Calls a baseline's ``callback`` after each training iteration (a no-op without one).
+
+    The callback gets ``{"t": t, "seconds": s, "estimate": estimate}``: `s` is the fit's wall time
+    since the hook was made, *less the time spent inside earlier callbacks*, so that previewing
+    the output at some iterations does not shift the time axis of a convergence curve. On CUDA the
+    device is synchronised first, so `s` covers the queued kernels.
+    """
+
+    def __init__(self, callback: Callable[[dict], None] | None, device: torch.device):
+        if callback is not None and not callable(callback):
+            raise DenoiselabError(f"callback={callback!r} is not callable; pass a function of one dict, or None")
+        self.callback, self.device = callback, device
+        self.start, self.paused = time.perf_counter(), 0.0
+
+    def __call__(self, t: int, estimate: Callable[[], np.ndarray]) -> None:
+        if self.callback is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        try:
+            self.callback({"t": t, "seconds": now - self.start - self.paused, "estimate": estimate})
+        finally:  # also when the callback raises to stop the fit: the hook stays consistent
+            self.paused += time.perf_counter() - now
+
+
+@contextlib.contextmanager
+def rng_unchanged(*generators: torch.Generator | np.random.Generator | None,
+                  device: torch.device | None = None) -> Iterator[None]:
+    """Put every generator back in its state after the block.
+
+    A preview of the output (test-time masks, dropout) must not shift the random stream of the
+    fit, so that a run with a callback ends exactly as one without. None stands for torch's global
+    generators (the CPU one, and `device`'s when it is a CUDA device: seed=None runs draw there).
+    """
+    saved = []
+    with contextlib.ExitStack() as stack:
+        for g in generators:
+            if g is None:
+                cuda = device is not None and device.type == "cuda"
+                stack.enter_context(torch.random.fork_rng(devices=[device] if cuda else []))
+            elif isinstance(g, np.random.Generator):
+                saved.append((g, g.bit_generator.state))
+            else:
+                saved.append((g, g.get_state()))
+        try:
+            yield
+        finally:
+            for g, state in saved:
+                if isinstance(g, np.random.Generator):
+                    g.bit_generator.state = state
+                else:
+                    g.set_state(state)

@@ -40,6 +40,8 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,7 +49,7 @@ from torch import Tensor, nn
 
 from .._utils import resolve_device
 from ..errors import DenoiselabError
-from ._common import check_int, check_noisy
+from ._common import IterationHook, check_int, check_noisy, from_batch, rng_unchanged
 from ..pixel_shuffle import pd_down, pd_up
 
 __all__ = ["apbsn", "BlindSpotNet"]
@@ -158,6 +160,23 @@ def _denoise_pd(net: BlindSpotNet, y: Tensor, stride: int) -> Tensor:
     return pd_up(net(sub), stride, 1)[:, :, :h, :w]
 
 
+def _test(net: BlindSpotNet, y: Tensor, pd_test: int, refine_T: int, refine_p: float, gen: torch.Generator) -> Tensor:
+    """AP-BSN's inference on `y` (1, C, H, W): PD with stride `pd_test`, then R³ (masks drawn from `gen`).
+
+    Leaves `net` in eval mode.
+    """
+    net.eval()
+    with torch.no_grad():
+        x_hat = _denoise_pd(net, y, pd_test)  # [1]: test with the smaller stride 2
+        if refine_T > 0:  # [1]: random-replacing refinement R³
+            acc = torch.zeros_like(x_hat)
+            for _ in range(refine_T):
+                mask = (torch.rand(y.shape, generator=gen) < refine_p).to(y.device)
+                acc += net(torch.where(mask, y, x_hat))  # the BSN without PD
+            x_hat = acc / refine_T
+    return x_hat
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -177,6 +196,7 @@ def apbsn(
     seed: int = 0,
     device: str = "auto",
     progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
 ) -> np.ndarray:
     """Denoise one image with AP-BSN trained on that image alone (APBSN-single).
 
@@ -226,6 +246,14 @@ def apbsn(
         Where to train; ``"auto"`` takes CUDA when available.
     progress : bool, optional
         Show a tqdm bar over the training steps.
+    callback : callable (dict) -> None, optional
+        Called after training step t (1-based) with ``{"t": t, "seconds": s, "estimate": f}``:
+        `s` the wall seconds since the fit started, less the time spent in earlier callbacks;
+        ``f()`` runs the test (PD with `pd_test`, then R³) with the current network and returns
+        exactly what ``iterations=t`` would return. It costs a full test, so it runs only when
+        called; it leaves the random stream and the network's mode as they were, so the training
+        (and the final result) does not depend on it. An exception raised by the callback stops
+        the fit and propagates.
 
     Returns
     -------
@@ -294,6 +322,7 @@ def apbsn(
     patch = check_int("patch", patch, need, f"the crop must hold sub-images of at least {_MIN_SUB} pixels")
     patch = min(patch, h, w) // pd_train * pd_train
     dev = resolve_device(device)
+    hook = IterationHook(callback, dev)
 
     y = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev)  # (1, C, H, W), [0, 1]: see module docstring
     gen = torch.Generator().manual_seed(int(seed))
@@ -303,7 +332,13 @@ def apbsn(
     net = net.to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=float(lr))  # constant lr: see the module docstring
 
-    for _ in tqdm(range(iterations), desc="AP-BSN", disable=not progress, leave=False):
+    def estimate() -> np.ndarray:
+        with rng_unchanged(gen):  # the R³ masks come from the crops' generator: put it back
+            x_hat = _test(net, y, pd_test, refine_T, refine_p, gen)
+        net.train()
+        return from_batch(x_hat, noisy)
+
+    for t in tqdm(range(1, iterations + 1), desc="AP-BSN", disable=not progress, leave=False):
         top = torch.randint(0, h - patch + 1, (batch,), generator=gen).tolist()
         left = torch.randint(0, w - patch + 1, (batch,), generator=gen).tolist()
         flips = torch.randint(0, 8, (batch,), generator=gen).tolist()  # 8 flips/rotations: augmentation
@@ -315,15 +350,6 @@ def apbsn(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        hook(t, estimate)
 
-    net.eval()
-    with torch.no_grad():
-        x_hat = _denoise_pd(net, y, pd_test)  # [1]: test with the smaller stride 2
-        if refine_T > 0:  # [1]: random-replacing refinement R³
-            acc = torch.zeros_like(x_hat)
-            for _ in range(refine_T):
-                mask = (torch.rand(y.shape, generator=gen) < refine_p).to(dev)
-                acc += net(torch.where(mask, y, x_hat))  # the BSN without PD
-            x_hat = acc / refine_T
-    out = x_hat[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
-    return out if noisy.ndim == 3 else out[:, :, 0]
+    return from_batch(_test(net, y, pd_test, refine_T, refine_p, gen), noisy)

@@ -33,6 +33,7 @@ real-world single image denoising", ICCV 2023, arXiv:2308.04682 (§4.2: DIP on t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ import torch.nn.functional as F
 from .._utils import make_generator, resolve_device
 from ..errors import DenoiselabError
 from ..scoredvi.nets import NetConfig, UNet
-from ._common import check_float, check_int, check_noisy, from_batch, to_batch
+from ._common import IterationHook, check_float, check_int, check_noisy, from_batch, to_batch
 
 __all__ = ["dip", "dip_oracle"]
 
@@ -62,6 +63,7 @@ def dip(
     seed: int | None = 0,
     device: str | torch.device = "auto",
     progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
 ) -> np.ndarray:
     """Denoise one image with the deep image prior (network: ScoreDVI's X-net UNet).
 
@@ -105,6 +107,12 @@ def dip(
         Where to run; "auto" picks CUDA when available.
     progress : bool, optional
         Show a tqdm bar over the iterations.
+    callback : callable (dict) -> None, optional
+        Called after iteration t (1-based) with ``{"t": t, "seconds": s, "estimate": f}``: `s`
+        the wall seconds since the fit started, less the time spent in earlier callbacks; ``f()``
+        the moving-average output so far (what ``iterations=t`` would return without
+        `reference`), shaped and typed like the result. The training does not depend on it. An
+        exception raised by the callback stops the fit and propagates.
 
     Returns
     -------
@@ -144,7 +152,7 @@ def dip(
     return _fit_dip(noisy, iterations=iterations, lr=lr, input_channels=input_channels,
                     input_noise_std=input_noise_std, ema=ema, base=base, depth=depth,
                     output_sigmoid=output_sigmoid, reference=reference, eval_every=eval_every,
-                    seed=seed, device=device, progress=progress)[0]
+                    seed=seed, device=device, progress=progress, callback=callback)[0]
 
 
 def dip_oracle(noisy: np.ndarray, reference: np.ndarray, **settings) -> tuple[np.ndarray, int]:
@@ -180,7 +188,7 @@ def dip_oracle(noisy: np.ndarray, reference: np.ndarray, **settings) -> tuple[np
 
 def _fit_dip(noisy, *, iterations=1800, lr=0.01, input_channels=32, input_noise_std=1 / 30, ema=0.99,
              base=NetConfig.x_base, depth=NetConfig.x_depth, output_sigmoid=True, reference=None,
-             eval_every=1, seed=0, device="auto", progress=False) -> tuple[np.ndarray, int]:
+             eval_every=1, seed=0, device="auto", progress=False, callback=None) -> tuple[np.ndarray, int]:
     """The DIP loop; returns (image, iteration of the returned image)."""
     from tqdm.auto import tqdm
 
@@ -200,6 +208,7 @@ def _fit_dip(noisy, *, iterations=1800, lr=0.01, input_channels=32, input_noise_
             raise DenoiselabError(f"reference has shape {np.shape(reference)}, noisy has {np.shape(noisy)}; they must match")
         x_ref = to_batch(ref_np, dev)
 
+    hook = IterationHook(callback, dev)
     h, w, c = y_np.shape
     y = to_batch(y_np, dev)
     g = make_generator(seed)  # CPU: weights and z, identical on every device
@@ -229,6 +238,7 @@ def _fit_dip(noisy, *, iterations=1800, lr=0.01, input_channels=32, input_noise_
                 best = avg.clone() if best is None else torch.where(better, avg, best)
                 best_t = torch.where(better, torch.full_like(best_t, t), best_t)
                 best_mse = torch.minimum(mse, best_mse)
+        hook(t, lambda: from_batch(avg, noisy))
     if x_ref is None:
         return from_batch(avg, noisy), iterations
     return from_batch(best, noisy), int(best_t)

@@ -27,6 +27,7 @@ holes using partial convolutions", ECCV 2018, doi:10.1007/978-3-030-01252-6_6.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._utils import make_generator, resolve_device
-from ._common import check_float, check_int, check_noisy, from_batch, to_batch
+from ._common import IterationHook, check_float, check_int, check_noisy, from_batch, rng_unchanged, to_batch
 
 __all__ = ["self2self"]
 
@@ -128,6 +129,7 @@ def self2self(
     seed: int | None = 0,
     device: str | torch.device = "auto",
     progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
 ) -> np.ndarray:
     """Denoise one image with Self2Self (Bernoulli-sampled instances, partial convs, dropout ensemble).
 
@@ -156,6 +158,14 @@ def self2self(
         Where to run; "auto" picks CUDA when available.
     progress : bool, optional
         Show a tqdm bar over the training iterations.
+    callback : callable (dict) -> None, optional
+        Called after training iteration t (1-based) with ``{"t": t, "seconds": s, "estimate":
+        f}``: `s` the wall seconds since the fit started, less the time spent in earlier
+        callbacks; ``f()`` runs the test-time ensemble now and returns exactly what
+        ``iterations=t`` would return. It costs `n_predictions` forward passes, so it runs only
+        when called; it leaves the random streams as they were, so the training (and the final
+        result) does not depend on it. An exception raised by the callback stops the fit and
+        propagates.
 
     Returns
     -------
@@ -213,6 +223,7 @@ def self2self(
     n_predictions = check_int("n_predictions", n_predictions, 1)
     width = check_int("width", width, 1)
     dev = resolve_device(device)
+    hook = IterationHook(callback, dev)
 
     h, w, c = y_np.shape
     m = 2 ** N_POOL
@@ -238,7 +249,20 @@ def self2self(
         out = net(pad(b * y_f), pad(b), p, g_run)[:, :, :h, :w]
         return out, b, dims
 
-    for _ in tqdm(range(iterations), desc="Self2Self", disable=not progress, leave=False):
+    def predict() -> np.ndarray:
+        """Test-time ensemble: fresh masks and dropout, flips undone."""
+        with torch.no_grad():
+            total = torch.zeros_like(y)
+            for _ in range(n_predictions):
+                out, _, dims = run_instance()
+                total += out.flip(dims) if dims else out
+        return from_batch(total / n_predictions, noisy)
+
+    def estimate() -> np.ndarray:
+        with rng_unchanged(g_run, flips, device=dev):  # the ensemble's draws must not shift the training's
+            return predict()
+
+    for t in tqdm(range(1, iterations + 1), desc="Self2Self", disable=not progress, leave=False):
         out, b, dims = run_instance()
         y_f = y.flip(dims) if dims else y
         dropped = 1 - b
@@ -246,10 +270,5 @@ def self2self(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-
-    with torch.no_grad():  # test-time ensemble: fresh masks and dropout, flips undone
-        total = torch.zeros_like(y)
-        for _ in range(n_predictions):
-            out, _, dims = run_instance()
-            total += out.flip(dims) if dims else out
-    return from_batch(total / n_predictions, noisy)
+        hook(t, estimate)
+    return predict()
