@@ -7,7 +7,7 @@
 
 Crops: the centre `--crop` (default 128) pixels of the first dev pair of PolyU, CC and FMDD and
 the first two of SIDD validation (sorted names; the first pairs of the Table 1 CPU subset).
-Each step changes one setting of the step above it (see STEPS). `paper` is run once to 400
+Each step changes one setting of the step above it (or, for a branch, of the step it names; see STEPS). `paper` is run once to 400
 iterations and its running output is scored at 10, 20, 40, 100, 200 and 400: a run of n
 iterations is exactly the first n iterations of a longer one (same seed; nothing depends on the
 iteration count), so its 40- and 100-iteration rows are those runs. The restart rule is left
@@ -69,6 +69,8 @@ STEPS = [
     _step("small priors", "our CPU-trained priors (= today's `fast`)", priors="preset-small"),
     _step("published warm start", "D_k(y) of the warm start from the published priors (3 calls), the score from the small ones",
           fields=dict(warm_start_priors="published")),
+    _step("K=1 published", "from `β auto`: one published prior (CBSD300 colour, BSD400 gray) instead of three",
+          base="β auto", priors="published-k1"),
 ]
 
 
@@ -76,6 +78,8 @@ def _configs():
     """(name, change, preset, beta, priors) per step, each built on the one above."""
     out, preset, beta, priors = [], None, None, "published"
     for name, change, kw in STEPS:
+        if "base" in kw:  # a branch: built on a named earlier step instead of the one above
+            _, _, preset, beta, priors = next(c for c in out if c[0] == kw["base"])
         preset = kw.get("preset", preset)
         if "nets" in kw:
             preset = replace(preset, nets=replace(preset.nets, **kw["nets"]))
@@ -101,6 +105,8 @@ def _measure(name, preset, beta, priors, ds, pair, crop, threads, keep) -> None:
     names = None
     if priors == "published":
         names = list(PUBLISHED_GRAY_PRIORS if gray else PUBLISHED_COLOR_PRIORS)
+    elif priors == "published-k1":
+        names = [PUBLISHED_GRAY_PRIORS[0] if gray else PUBLISHED_COLOR_PRIORS[0]]
     elif priors == "preset-small":
         names = list(FAST.gray_priors if gray else FAST.color_priors)
     b = paper_beta(ds) if beta == "paper" else "auto"
@@ -127,10 +133,10 @@ def _table(rows: list[dict]) -> str:
     crops = sorted({(r["dataset"], r["image"]) for r in rows}, key=lambda k: (list(DATASETS).index(k[0]), k[1]))
     lines = ["# ScoreDVI ablation: from `paper` to `fast`, one change at a time", "",
              provenance("cpu"), "",
-             "Each row changes one setting of the row above (restart rule off everywhere). PSNR (dB) of the "
+             "Each row changes one setting of the row above, or of the row its text names (restart rule off everywhere). PSNR (dB) of the "
              "output clipped to [0, 1]; seconds of the whole fit on this CPU (threads as listed); "
              "σ̄: mean posterior std at the end (the restart rule fires above 0.05).", ""]
-    head = ["step", "change", "iterations"] + [f"{d}/{i}" for d, i in crops] + ["mean", "seconds (mean)", "σ̄ (mean)"]
+    head = ["step", "change", "iterations"] + [f"{d} {i[:12]}" for d, i in crops] + ["mean", "seconds (mean)", "σ̄ (mean)"]
     body = []
 
     def add(label, change, its, sel):
