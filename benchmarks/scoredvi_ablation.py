@@ -71,6 +71,7 @@ STEPS = [
           fields=dict(warm_start_priors="published")),
     _step("K=1 published", "from `β auto`: one published prior (CBSD300 colour, BSD400 gray) instead of three",
           base="β auto", priors="published-k1"),
+    _step("K=1, 25 iterations", "40 → 25 iterations (to fit the time budget)", fields=dict(n_iter=25)),
 ]
 
 
@@ -172,7 +173,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--steps", nargs="+", default=["all"], help="step names, 'cheap' (all but paper) or 'all'")
-    p.add_argument("--images", nargs="+", help="only these crops, as dataset:index (e.g. sidd_val:0)")
+    p.add_argument("--images", nargs="+", help="only these crops, as dataset:index (e.g. sidd_val:0), run in this order")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
@@ -210,9 +211,10 @@ def main() -> None:
         for name, _, preset, beta, priors in _configs():
             if name not in wanted:
                 continue
-            for ds, index, pair, crop in _crops(args.data_root, args.crop):
-                if args.images and f"{ds}:{index}" not in args.images:
-                    continue
+            crops = list(_crops(args.data_root, args.crop))
+            if args.images:  # only these, in the order given
+                crops = [c for key in args.images for c in crops if f"{c[0]}:{c[1]}" == key]
+            for ds, index, pair, crop in crops:
                 if (name, ds, pair.name, crop, preset.n_iter) in done:  # a run counts once its last row is in
                     continue
                 print(f"{name}: {ds}/{pair.name}", flush=True)
