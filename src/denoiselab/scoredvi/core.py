@@ -365,12 +365,12 @@ def scoredvi(
     dev = resolve_device(device)
     yb = yb.to(dev)
     bsz, ch = yb.shape[:2]
+    if cfg.warm_start_priors not in ("same", "published"):  # checked before any network is loaded
+        raise DenoiselabError(f"warm_start_priors={cfg.warm_start_priors!r} must be 'same' or 'published'")
     prior_fns, prior_names = load_priors(priors, ch, dev, precision, cfg)
     init_fns = None
     if cfg.warm_start_priors == "published":
         init_fns, _ = load_priors(PUBLISHED_COLOR_PRIORS if ch == 3 else PUBLISHED_GRAY_PRIORS, ch, dev, precision, cfg)
-    elif cfg.warm_start_priors != "same":
-        raise DenoiselabError(f"warm_start_priors={cfg.warm_start_priors!r} must be 'same' or 'published'")
     if callback is not None and count_tiles(int(yb.shape[-2]), int(yb.shape[-1]), cfg.max_side, cfg.tile_overlap) > 1:
         raise DenoiselabError(f"callback needs an image that fits one tile (sides <= {cfg.max_side}); crop it first")
 
