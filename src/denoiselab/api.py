@@ -10,6 +10,7 @@ of the input's shape.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -620,7 +621,7 @@ def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, 
               settings: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
     from tqdm.auto import tqdm
 
-    from .svnr.denoise import check_svnr_noise, estimate_svnr_noise, sample_mean_std
+    from .svnr.denoise import check_svnr_noise, estimate_svnr_noise, exposure_scale, sample_mean_std
 
     n_planes, h, w, _ = stack.shape
     side, overlap = (max(h, w), 0) if tile is None else (tile, overlap)
@@ -633,7 +634,7 @@ def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, 
     if samples > 1:
         unc = np.empty(stack.shape, dtype=np.float32)
         unc.fill(0.0)
-    noise: dict[str, list[float]] = {"read": [], "shot": []}
+    noise: dict[str, list[float]] = {"read": [], "shot": [], "stride": [], "exposure": []}
     calls = 0
     show = progress and n_planes * n_tiles > 1
     with tqdm(total=n_planes * n_tiles, desc="svnr", unit="tile" if n_tiles > 1 else "plane", disable=not show) as bar:
@@ -641,18 +642,20 @@ def _run_svnr(stack: np.ndarray, model, read: float | None, shot: float | None, 
             y = torch.from_numpy(stack[p]).permute(2, 0, 1)[None]  # (1, C, H, W) view, no copy
             if read is None:
                 # _run_svnr -> _run_svnr_job -> denoise -> caller
-                r, s = _for_caller(estimate_svnr_noise, y, stacklevel=5)
+                r, s, stride = _for_caller(functools.partial(estimate_svnr_noise, return_stride=True), y, stacklevel=5)
                 check_svnr_noise(r, s, card=model.card, stacklevel=5)  # warns above the training range
             else:
-                r, s = read, shot
+                r, s, stride = read, shot, 1
             noise["read"].append(r)
             noise["shot"].append(s)
+            noise["stride"].append(stride)
+            noise["exposure"].append(exposure_scale(s, model.card))
             gen = torch.Generator().manual_seed(int(seed))  # each plane afresh: a plane alone gives the same result
 
-            def run_tile(t: torch.Tensor, r=r, s=s, gen=gen):
+            def run_tile(t: torch.Tensor, r=r, s=s, gen=gen, stride=stride):
                 nonlocal calls
                 mean, std, n, _ = sample_mean_std(t, model, [r], [s], samples=samples, steps=steps, generator=gen,
-                                                  progress=progress)
+                                                  progress=progress, stride=stride)
                 calls = max(calls, n)
                 bar.update()
                 return mean if std is None else (mean, std)

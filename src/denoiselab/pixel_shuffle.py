@@ -21,12 +21,15 @@ References
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import DenoiselabError
 
-__all__ = ["pd_down", "pd_up"]
+__all__ = ["pd_apply", "pd_down", "pd_up"]
 
 
 def _check_stride(stride: int) -> int:
@@ -119,3 +122,42 @@ def pd_up(sub: Tensor, stride: int, batch: int) -> Tensor:
     # (b, i, j, c, hs, ws) -> (b, c, hs, i, ws, j)
     y = sub.reshape(batch, s, s, c, hs, ws).permute(0, 3, 4, 1, 5, 2)
     return y.reshape(batch, c, hs * s, ws * s)
+
+
+def pd_apply(fn: Callable[[Tensor], Tensor], y: Tensor, stride: int, *, out_batch: int | None = None) -> Tensor:
+    """Run `fn` on the pixel-shuffled sub-images of `y` and put its output back together.
+
+    Images whose sides are not multiples of `stride` are padded at the bottom and right by
+    repeating their last row and column (a reflected copy of a pixel could land in its own
+    sub-image), and the result is cropped back to ``H x W``.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps the ``(B * s * s, C, h, w)`` sub-images (the order of :func:`pd_down`) to
+        ``(out_batch * s * s, C', h, w)`` sub-images in the same order, image by image.
+    y : Tensor, shape (B, C, H, W)
+        Images, ``H, W >= stride``.
+    stride : int
+        Sampling step ``s`` >= 1; 1 calls ``fn(y)``.
+    out_batch : int, optional
+        Number of images `fn`'s output stands for (default B; e.g. ``K * B`` for K samples of each).
+
+    Returns
+    -------
+    out : Tensor, shape (out_batch, C', H, W)
+
+    Examples
+    --------
+    >>> y = torch.rand(1, 3, 10, 7)
+    >>> torch.equal(pd_apply(lambda sub: 2 * sub, y, 4), 2 * y)
+    True
+    """
+    s = _check_stride(stride)
+    if s == 1:
+        return fn(y)
+    h, w = y.shape[-2:]
+    ph, pw = -h % s, -w % s
+    padded = F.pad(y, (0, pw, 0, ph), mode="replicate") if ph or pw else y
+    out = fn(pd_down(padded, s))
+    return pd_up(out, s, y.shape[0] if out_batch is None else out_batch)[..., :h, :w]

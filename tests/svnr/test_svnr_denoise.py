@@ -15,7 +15,7 @@ from denoiselab.cli.main import main
 from denoiselab.errors import DenoiselabError
 from denoiselab.io import read_image, write_image
 from denoiselab.svnr import SVNRConfig, add_svnr_noise, load_svnr, to_linear, to_srgb, train_svnr
-from denoiselab.svnr.denoise import denoise_svnr, estimate_svnr_noise
+from denoiselab.svnr.denoise import denoise_svnr, estimate_svnr_noise, exposure_scale
 
 READ, SHOT = 0.08, 0.04  # linear [0, 1] scale; 9 network calls
 
@@ -67,7 +67,7 @@ def test_details_samples_and_uncertainty(weights):
     _, noisy = _pair()
     one = _svnr(noisy, weights, return_details=True)
     assert one.uncertainty is None and one.method == "svnr"
-    assert one.noise == {"read": [READ], "shot": [SHOT]}
+    assert one.noise == {"read": [READ], "shot": [SHOT], "stride": [1], "exposure": [1.0]}
     assert one.settings["samples"] == 1 and one.settings["calls"] == 9 and one.settings["noise_source"] == "given"
     two = _svnr(noisy, weights, samples=2, return_details=True)
     u = two.uncertainty
@@ -88,7 +88,7 @@ def test_stack_planes_are_denoised_like_single_images(weights):
     res = _svnr(stack, weights, samples=2, return_details=True)
     assert res.image.shape == stack.shape and res.uncertainty.shape == stack.shape
     assert np.array_equal(res.image[0], _svnr(noisy, weights, samples=2))
-    assert res.noise == {"read": [READ, READ], "shot": [SHOT, SHOT]}
+    assert res.noise == {"read": [READ, READ], "shot": [SHOT, SHOT], "stride": [1, 1], "exposure": [1.0, 1.0]}
 
 
 def test_tiles_cover_the_image_and_keep_the_quality(weights):
@@ -118,9 +118,43 @@ def test_estimate_recovers_read_and_shot_on_a_ramp():
 def test_auto_noise_is_estimated_reported_and_used(weights):
     _, noisy = _pair(64, 64)
     res = denoise(noisy, "svnr", svnr_weights=weights, return_details=True)
-    r, s = estimate_svnr_noise(torch.from_numpy(noisy).permute(2, 0, 1)[None])
-    assert res.settings["noise_source"] == "estimated" and res.noise == {"read": [r], "shot": [s]}
+    r, s, stride = estimate_svnr_noise(torch.from_numpy(noisy).permute(2, 0, 1)[None], return_stride=True)
+    assert res.settings["noise_source"] == "estimated" and stride == 1  # white noise: no pixel-shuffle
+    assert res.noise == {"read": [r], "shot": [s], "stride": [1], "exposure": [1.0]}
     assert np.array_equal(res.image, _svnr(noisy, weights, read_noise=r, shot_noise=s))
+
+
+def test_exposure_scale_brings_the_shot_noise_into_the_trained_range():
+    card = {"noise": {"shot_range": [1e-4, 0.05]}}
+    assert exposure_scale(0.05, card) == 1.0 and exposure_scale(0.01, card) == 1.0
+    k = exposure_scale(0.2, card)
+    assert k == pytest.approx(1 / 16) and 0.2 * math.sqrt(k) == pytest.approx(0.05)
+    assert exposure_scale(0.1, {}) == pytest.approx(0.25)  # no range in the card: the default training range
+
+
+def test_exposure_scaling_is_an_exact_symmetry_of_the_noise_model():
+    """k·y has the noise (k·read, √k·shot) on k·x: the same variance map, scaled by k²."""
+    from denoiselab.svnr.noise import svnr_variance
+
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    k, r, s = 0.2, 0.03, 0.12
+    assert torch.allclose(svnr_variance(k * x, k * r, math.sqrt(k) * s), k * k * svnr_variance(x, r, s))
+
+
+def test_auto_on_the_bundled_camera_photo_pixel_shuffles_darkens_and_gains():
+    """The bundled SIDD photo: correlated noise with shot ≈ 0.13, above the shipped model's range (measured +3.3 dB)."""
+    from pathlib import Path
+
+    from skimage.metrics import peak_signal_noise_ratio
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    noisy, clean = (read_image(examples / f"sidd_18_1_{n}.png").array for n in ("noisy", "clean"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # above the training range: said, and handled
+        res = denoise(noisy, "svnr", return_details=True)
+    assert res.noise["stride"] == [4] and 0 < res.noise["exposure"][0] < 0.5
+    gain = peak_signal_noise_ratio(clean, res.image, data_range=1) - peak_signal_noise_ratio(clean, noisy, data_range=1)
+    assert gain > 3.0, gain
 
 
 def test_denoise_svnr_function_on_tensors(weights):

@@ -73,3 +73,38 @@ def test_patch_sampler_is_seeded_and_augments():
 def test_missing_training_folder(tmp_path):
     with pytest.raises(DenoiselabError, match="does not exist"):
         train_denoiser(_cfg(tmp_path / "nope"), tmp_path / "run", progress=False)
+
+
+def test_distillation_weight_zero_is_plain_training_and_the_card_names_the_teacher(clean_folder, tmp_path):
+    """w = 0 regresses onto the clean patch: the teacher's forward draws nothing, so the run equals plain training."""
+    from safetensors.torch import load_file
+
+    teacher = train_denoiser(_cfg(clean_folder, test_dir=None), tmp_path / "t", progress=False)
+    plain = train_denoiser(_cfg(clean_folder, test_dir=None), tmp_path / "p", progress=False)
+    zero = train_denoiser(_cfg(clean_folder, test_dir=None, teacher=str(teacher), teacher_weight=0.0),
+                          tmp_path / "z", progress=False)
+    distilled = train_denoiser(_cfg(clean_folder, test_dir=None, teacher=str(teacher)), tmp_path / "d", progress=False)
+    a, z, d = load_file(str(plain)), load_file(str(zero)), load_file(str(distilled))
+    assert all(torch.equal(a[k], z[k]) for k in a)
+    assert any(not torch.allclose(a[k], d[k]) for k in a)  # the teacher's target changes what is learnt
+    card = json.loads(distilled.with_suffix(".json").read_text())
+    assert card["teacher"] == str(teacher) and "teacher(y)" in card["loss"]
+
+
+def test_distilled_target_mixes_teacher_and_clean():
+    from denoiselab.training.train import _distilled_target
+
+    teacher = lambda y, sigma: 2 * y  # noqa: E731 - a stand-in network
+    y, x = torch.full((1, 1, 2, 2), 0.5), torch.zeros(1, 1, 2, 2)
+    off = torch.autocast("cpu", enabled=False)
+    assert torch.allclose(_distilled_target(teacher, y, torch.ones(1), x, 0.25, off), torch.full_like(y, 0.25))
+    assert torch.equal(_distilled_target(teacher, y, torch.ones(1), x, 1.0, off), 2 * y)
+
+
+def test_distillation_refuses_a_bad_teacher(clean_folder, tmp_path):
+    with pytest.raises(DenoiselabError, match="teacher_weight"):
+        train_denoiser(_cfg(clean_folder, teacher="bfdncnn-color-s-bsd", teacher_weight=1.5), tmp_path / "w", progress=False)
+    with pytest.raises(DenoiselabError, match="not a network"):
+        train_denoiser(_cfg(clean_folder, teacher="bm3d"), tmp_path / "b", progress=False)
+    with pytest.raises(DenoiselabError):  # a gray network cannot teach an RGB student
+        train_denoiser(_cfg(clean_folder, teacher="bfdncnn-gray-s"), tmp_path / "g", progress=False)

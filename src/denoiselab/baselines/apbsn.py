@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from .._utils import resolve_device
 from ..errors import DenoiselabError
 from ._common import IterationHook, check_int, check_noisy, from_batch, rng_unchanged
-from ..pixel_shuffle import pd_down, pd_up
+from ..pixel_shuffle import pd_apply, pd_down, pd_up
 
 __all__ = ["apbsn", "BlindSpotNet"]
 
@@ -152,12 +152,7 @@ def _augment(crop: Tensor, k: int) -> Tensor:
 
 def _denoise_pd(net: BlindSpotNet, y: Tensor, stride: int) -> Tensor:
     """BSN on the PD sub-images of `y` (1, C, H, W), put back together; same shape as `y`."""
-    h, w = y.shape[-2:]
-    ph, pw = -h % stride, -w % stride
-    # replicate, not reflect: a reflected copy of a pixel can land in its own sub-image
-    y_pad = F.pad(y, (0, pw, 0, ph), mode="replicate") if ph or pw else y
-    sub = pd_down(y_pad, stride)
-    return pd_up(net(sub), stride, 1)[:, :, :h, :w]
+    return pd_apply(net, y, stride)
 
 
 def _test(net: BlindSpotNet, y: Tensor, pd_test: int, refine_T: int, refine_p: float, gen: torch.Generator) -> Tensor:

@@ -213,7 +213,15 @@ def describe(record: dict) -> str:
         return (f"{record['output']}: scoredvi {run.get('preset')}, {run.get('iterations')} iterations, "
                 f"noise delta {delta}/255, lambda {lam}, {record['seconds']:.1f} s")
     if record["method"] == "svnr":
-        pairs = "; ".join(f"read {r:.4g}, shot {s:.4g}" for r, s in zip(noise.get("read", []), noise.get("shot", [])))
+        def how(stride: int, k: float) -> str:  # the two adaptations of svnr.denoise, when they acted
+            said = ([f"correlated, on stride-{stride} sub-images"] if stride > 1 else []) + \
+                   ([f"darkened x{k:.3g} into the trained shot range"] if k < 1 else [])
+            return f" ({'; '.join(said)})" if said else ""
+
+        n = len(noise.get("read", []))
+        pairs = "; ".join(f"read {r:.4g}, shot {s:.4g}{how(int(st), k)}" for r, s, st, k in
+                          zip(noise.get("read", []), noise.get("shot", []), noise.get("stride", [1] * n),
+                              noise.get("exposure", [1.0] * n)))
         k = run.get("samples")
         return (f"{record['output']}: svnr, {k} sample{'' if k == 1 else 's'}, {run.get('calls')} network calls, "
                 f"noise {run.get('noise_source')} (linear [0, 1] scale): {pairs}, {record['seconds']:.1f} s on "

@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--test-dir", type=Path, help="clean test images for the PSNR in the model card")
     t.add_argument("--device", default="auto")
+    t.add_argument("--teacher", help="distil: regress onto this trained denoiser's output (name or .safetensors path), "
+                                     "e.g. bfdncnn-color-cbsd300")
+    t.add_argument("--teacher-weight", type=float, default=1.0,
+                   help="target = w·teacher(y) + (1 − w)·clean, w in [0, 1] (default 1: the teacher alone)")
 
     v = sub.add_parser("train-svnr", help="train an SVNR diffusion denoiser (or its ablation / the conditioned baseline) "
                                           "on folders of clean sRGB images")
@@ -193,7 +197,7 @@ def _cmd_train(args) -> int:
         width=args.width, patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
         sigma_min255=args.sigma_min, sigma_max255=args.sigma_max, seed=args.seed, max_minutes=args.max_minutes,
         checkpoint_minutes=args.checkpoint_minutes, test_dir=str(args.test_dir) if args.test_dir else None,
-        device=args.device,
+        device=args.device, teacher=args.teacher, teacher_weight=args.teacher_weight,
     )
     print(train_denoiser(cfg, args.out))
     return 0

@@ -57,6 +57,9 @@ References
    Biometrika 81(3):425–455, 1994. doi:10.1093/biomet/81.3.425
 .. [4] J. Cheng, T. Liu, S. Tan, "Score priors guided deep variational inference for
    unsupervised real-world single image denoising", ICCV 2023.
+.. [5] A. Foi, M. Trimeche, V. Katkovnik, K. Egiazarian, "Practical Poissonian-Gaussian noise
+   modeling and fitting for single-image raw-data", IEEE Trans. Image Process.
+   17(10):1737–1754, 2008. doi:10.1109/TIP.2008.2001399
 
 The papers' full texts were not at hand while this was written (offline), so equation and
 section numbers could not be checked: code comments cite [1]'s Algorithm 1 (the iterative
@@ -738,27 +741,72 @@ class RealNoiseEstimate:
         w = ((flat - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
         return (v0 + w * (v1 - v0)).reshape(x.shape).to(x.device, x.dtype)
 
-    def shot_read(self) -> Tensor:
+    def shot_read(self, *, per_channel: bool = True) -> Tensor:
         """The Poisson-Gaussian fit σ²(x) = a·x + b (a, b >= 0) to the levels, per image and channel.
+
+        Parameters
+        ----------
+        per_channel : bool, optional
+            True (default): one fit per channel. False: one fit per image to the levels of all
+            its channels together, for noise that is the same function of the intensity in every
+            channel (a sensor's shot + read noise on linear RGB); the channels then span a wider
+            range of intensities, which pins the slope a down far better than one channel's
+            levels do (a dark channel alone hardly tells shot from read noise).
 
         Returns
         -------
-        params : Tensor, shape (B, C, 2)
+        params : Tensor, shape (B, C, 2), or (B, 1, 2) with ``per_channel=False``
             ``(a, b)`` in variance units of the input's scale, float64; on a linear image
             ``sqrt(a)`` is the shot-noise and ``sqrt(b)`` the read-noise std. Fitted by least
             squares on relative errors (weights 1/σ⁴), as :func:`estimate_noise_function` does.
-            Levels within 2σ of 0 or 1 are left out of the fit while at least two others
-            remain: clipping at the ends of [0, 1] lowers their variance below σ²(x).
+
+        Notes
+        -----
+        Images are clipped to [0, 1], and near either end clipping shrinks the variance and
+        moves the mean: on a dark linear image with read noise 0.1, a class of mean 0.04
+        measures std 0.06, and a rising "shot" slope appears where there is none. Each level
+        is therefore first *declipped* (as Foi et al. 2008 [5]_ do for raw data): the (μ, σ²)
+        of the Gaussian whose clipped values have the measured mean and variance
+        (:func:`_declip`; at 0 for levels below 0.5, at 1 above), and the model is fitted to
+        those, with μ floored at 0.
         """
         b, c, _ = self.levels.shape
-        rows = []
-        for lv, var in zip(self.levels.reshape(b * c, -1), self.variances.reshape(b * c, -1)):
-            sd = var.clamp_min(0.0).sqrt()
-            inside = (lv - 2 * sd > 0) & (lv + 2 * sd < 1)
-            if int(inside.sum()) >= 2:
-                lv, var = lv[inside], var[inside]
-            rows.append(_fit_variance_model(lv, var))
-        return torch.stack(rows).reshape(b, c, 2)
+        groups = b * c if per_channel else b
+        mu, var = _declip(self.levels.reshape(groups, -1), self.variances.reshape(groups, -1))
+        rows = [_fit_variance_model(m.clamp_min(0.0), v) for m, v in zip(mu, var)]
+        return torch.stack(rows).reshape(b, c if per_channel else 1, 2)
+
+
+def _rectified_moments(xi: Tensor) -> tuple[Tensor, Tensor]:
+    """E[max(ξ + Z, 0)] and E[max(ξ + Z, 0)²] for a standard normal Z (float64)."""
+    cdf = 0.5 * torch.erfc(-xi / math.sqrt(2.0))
+    pdf = torch.exp(-0.5 * xi * xi) / math.sqrt(2.0 * math.pi)
+    return xi * cdf + pdf, (xi * xi + 1) * cdf + xi * pdf
+
+
+def _declip(level: Tensor, variance: Tensor) -> tuple[Tensor, Tensor]:
+    """(μ, σ²) of the Gaussians whose values, clipped to [0, 1], have mean `level` and variance `variance`.
+
+    One end at a time: levels below 0.5 are taken as clipped at 0 only, the others at 1 only
+    (mirrored). For a clip at 0 the ratio v/m² of the clipped variable falls monotonically
+    with ξ = μ/σ, so ξ is found by bisection and σ = m / E[max(ξ + Z, 0)]. Levels more than 6
+    measured stds from their end are returned as they are (clipping there is below 1e-9).
+    """
+    level, variance = level.double(), variance.double().clamp_min(0.0)
+    upper = level > 0.5
+    m = torch.where(upper, 1.0 - level, level).clamp_min(1e-12)
+    target = variance / (m * m)
+    lo, hi = torch.full_like(m, -8.0), torch.full_like(m, 8.0)
+    for _ in range(50):  # bisection on ξ; 16 / 2⁵⁰ is far below float64's use here
+        mid = 0.5 * (lo + hi)
+        m1, m2 = _rectified_moments(mid)
+        above = (m2 - m1 * m1) / (m1 * m1) < target  # the ratio at mid is below target: ξ is smaller
+        hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+    xi = 0.5 * (lo + hi)
+    sigma = m / _rectified_moments(xi)[0]
+    mu = torch.where(upper, 1.0 - xi * sigma, xi * sigma)
+    far = m > 6.0 * variance.sqrt()
+    return torch.where(far, level, mu), torch.where(far, variance, sigma * sigma)
 
 
 def _noise_levels_group(planes: Tensor, n: int, q: int, n_levels: int) -> tuple[Tensor, Tensor]:

@@ -27,11 +27,24 @@ deviation (Bessel-corrected, K − 1) of the K samples after conversion to sRGB,
 scale of the output image.
 
 Noise estimation (``read=None, shot=None``; :func:`estimate_svnr_noise`). The linear image is
-given to :func:`denoiselab.noise.estimate_real_noise`, whose noise level function is fitted
-with σ²(x) = a·x + b per channel; ``shot = √mean_c(a)``,
-``read = √mean_c(b)``, floored at 1e-3 (σ's floor) and 0; images above 4.2 MP are estimated on
+given to :func:`denoiselab.noise.estimate_real_noise`, whose noise level function (all channels
+together, each level corrected for clipping at 0 and 1) is fitted with σ²(x) = a·x + b;
+``shot = √a``, ``read = √b``, floored at 1e-3 (σ's floor) and 0; images above 4.2 MP are estimated on
 their central 4.2 MP crop. It is an estimate: it is biased on images without flat regions or
 below about 100×100 pixels (the estimator then warns).
+
+Two adaptations make the small model usable on real photos (measured on the bundled SIDD
+photo, ``examples/sidd_18_1_noisy.png``, 18.52 dB noisy; the estimate there is read 0.039, shot
+0.121 against 0.034, 0.133 fitted to its noisy − clean pair):
+
+- *Exposure scaling* (:func:`exposure_scale`): shot noise above the trained range is brought
+  into it by darkening the image, an exact symmetry of the noise model (shot 0.121 → 0.05 is
+  k = 0.17). Without it SVNR left that photo at 18.67 dB.
+- *Pixel-shuffle for correlated noise*: demosaicking and the camera's processing correlate
+  neighbouring pixels' noise, which a model trained on pixel-independent noise reads as image
+  content. When the estimate found the noise correlated (its stride 4), the chains run on the
+  16 stride-4 sub-images, where the noise is close to white, and the samples are put back
+  together (:func:`~denoiselab.pixel_shuffle.pd_apply`). Given noise is taken as white.
 
 The number of network calls is not a setting: the chain starts at each pixel's own time
 t* = γ⁻¹(σ̂²) and needs ⌈max t*⌉ calls, set by the brightest pixel's σ̂²: 1 call for
@@ -53,11 +66,12 @@ from torch import Tensor
 
 from ..errors import DenoiselabError
 from .diffusion import check_steps, sample_svnr
-from .noise import SIGMA_FLOOR, estimate_variance, to_linear, to_srgb
+from ..pixel_shuffle import pd_apply
+from .noise import SHOT_RANGE, SIGMA_FLOOR, estimate_variance, to_linear, to_srgb
 from .train import SVNRModel
 
 __all__ = ["ESTIMATE_STRIDE", "ESTIMATE_MAX_PIXELS", "check_samples", "check_svnr_noise", "check_svnr_model",
-           "estimate_svnr_noise", "denoise_svnr", "sample_mean_std"]
+           "estimate_svnr_noise", "exposure_scale", "denoise_svnr", "sample_mean_std"]
 
 #: Pixel-shuffle stride of the noise estimate (see :func:`estimate_svnr_noise`).
 ESTIMATE_STRIDE = "auto"
@@ -97,8 +111,10 @@ def check_svnr_noise(read, shot, *, card: dict | None = None, stacklevel: int = 
     for name, v, key in ((r_name, values[0], "read_range"), (s_name, values[1], "shot_range")):
         trained = noise.get(key)
         if isinstance(trained, (list, tuple)) and len(trained) == 2 and v > float(trained[1]):
+            what = ("svnr darkens the image until it is inside (exposure scaling)"
+                    if key == "shot_range" else "the result may be poor")
             warnings.warn(f"{name}{v:g} is above the model's training range {float(trained[0]):g}-"
-                          f"{float(trained[1]):g}; the result may be poor", UserWarning, stacklevel=stacklevel)
+                          f"{float(trained[1]):g}; {what}", UserWarning, stacklevel=stacklevel)
     return values[0], values[1]
 
 
@@ -119,16 +135,17 @@ def check_svnr_model(m: SVNRModel, channels: int | None = None) -> None:
 
 
 def estimate_svnr_noise(y_srgb: Tensor, *, stride: int | str = ESTIMATE_STRIDE,
-                        max_pixels: int | None = ESTIMATE_MAX_PIXELS) -> tuple[float, float]:
+                        max_pixels: int | None = ESTIMATE_MAX_PIXELS,
+                        return_stride: bool = False) -> tuple[float, float] | tuple[float, float, int]:
     """Estimate SVNR's (read, shot) noise std from one sRGB image, on the linear [0, 1] scale.
 
     Runs :func:`denoiselab.noise.estimate_real_noise` (the estimator of every ``auto`` in
     denoiselab) on the linear image ``to_linear(y_srgb)``: a noise level function measured
     per intensity class, on stride-4 pixel-shuffled sub-images when the noise is spatially
     correlated (camera-processed photos) and on the image itself when it is white. σ²(x) =
-    a·x + b is fitted to it per channel (:meth:`~denoiselab.noise.RealNoiseEstimate.shot_read`),
-    and ``read = √mean_c(b)`` (at least 1e-3, the floor of σ), ``shot = √mean_c(a)``, both at
-    most 1. For correlated camera noise this is the level of pixel-independent noise with the
+    a·x + b is fitted to the levels of all channels together, each level first corrected for
+    the clipping at 0 and 1 (:meth:`~denoiselab.noise.RealNoiseEstimate.shot_read`), and
+    ``read = √b`` (at least 1e-3, the floor of σ), ``shot = √a``, both at most 1. For correlated camera noise this is the level of pixel-independent noise with the
     same per-pixel variance, which is what SVNR's model can take. Measured errors and the cost
     in dB against the true values: ``benchmarks/results/noise_estimation/``.
 
@@ -143,10 +160,16 @@ def estimate_svnr_noise(y_srgb: Tensor, *, stride: int | str = ESTIMATE_STRIDE,
         image's aspect ratio; default 2048², 4.2 MP: above about 830² the estimator already
         takes its patches on a sparser grid, so more pixels add little, and memory stays near
         270 MiB); None: the whole image.
+    return_stride : bool, optional
+        Also return the pixel-shuffle stride the estimate chose: 1 for white noise, 4 for
+        spatially correlated noise, which :func:`denoise_svnr` then denoises on pixel-shuffled
+        sub-images (see there).
 
     Returns
     -------
     read, shot : float
+    stride : int
+        Only with `return_stride`.
 
     Examples
     --------
@@ -169,8 +192,26 @@ def estimate_svnr_noise(y_srgb: Tensor, *, stride: int | str = ESTIMATE_STRIDE,
         top, left = (h - ch) // 2, (w - cw) // 2
         y_srgb = y_srgb[..., top:top + ch, left:left + cw]
     est = estimate_real_noise(to_linear(y_srgb.float()), stride=stride)
-    a, b = (float(v) for v in est.shot_read()[0].mean(0))
-    return min(max(math.sqrt(max(b, 0.0)), SIGMA_FLOOR), 1.0), min(math.sqrt(max(a, 0.0)), 1.0)
+    a, b = (float(v) for v in est.shot_read(per_channel=False)[0, 0])
+    read, shot = min(max(math.sqrt(max(b, 0.0)), SIGMA_FLOOR), 1.0), min(math.sqrt(max(a, 0.0)), 1.0)
+    return (read, shot, int(est.stride[0])) if return_stride else (read, shot)
+
+
+def exposure_scale(shot: float, card: dict | None) -> float:
+    """The factor k <= 1 that darkens an image until its shot noise is inside the model's training range.
+
+    Shot + read noise does not change its form under exposure: for y = x + √(r² + s²·x)·n,
+    ``k·y = k·x + √((k·r)² + (√k·s)²·(k·x))·n``, so the darkened image k·y is the signal k·x
+    with read noise k·r and shot noise √k·s, exactly. Above the trained shot range the network
+    meets a pattern of noise it never learnt: on the bundled SIDD photo's clean image with
+    simulated white shot + read noise (0.034, 0.133), SVNR given the true noise gained 0.5 dB
+    over the noisy input; darkened to shot 0.05 (k = 0.14) it gained 3.9 dB. A dim image is
+    the milder departure from training. So k = (s_max / s)² when s > s_max (the card's
+    ``noise.shot_range``), else 1; the samples are divided by k afterwards.
+    """
+    trained = ((card or {}).get("noise") or {}).get("shot_range")
+    s_max = float(trained[1]) if isinstance(trained, (list, tuple)) and len(trained) == 2 else SHOT_RANGE[1]
+    return 1.0 if shot <= s_max else (s_max / shot) ** 2
 
 
 @torch.no_grad()
@@ -211,7 +252,10 @@ def denoise_svnr(y_srgb: Tensor, model: SVNRModel, *, read_sigma: float | None, 
     info : dict
         ``calls`` (network calls, ⌈max t*⌉ or `steps`), ``t_max`` (max t*, steps), ``read``, ``shot``
         (one float each when B = 1, else lists), ``noise_source`` ("given" or "estimated"),
-        ``samples``.
+        ``samples``, ``stride`` (pixel-shuffle stride: 1, or 4 where the estimate found
+        spatially correlated noise) and ``exposure`` (the darkening factor k of
+        :func:`exposure_scale`, 1 when the shot noise is inside the training range), one
+        value each when B = 1, else lists.
 
     Examples
     --------
@@ -231,17 +275,30 @@ def denoise_svnr(y_srgb: Tensor, model: SVNRModel, *, read_sigma: float | None, 
     read, shot = check_svnr_noise(read_sigma, shot_sigma, card=model.card, stacklevel=3)
     b = y_srgb.shape[0]
     if read is None:
-        pairs = [estimate_svnr_noise(y_srgb[i:i + 1]) for i in range(b)]
-        for r, s in pairs:  # warn above the training range
+        found = [estimate_svnr_noise(y_srgb[i:i + 1], return_stride=True) for i in range(b)]
+        for r, s, _ in found:  # warn above the training range
             check_svnr_noise(r, s, card=model.card, stacklevel=3)
-        reads, shots, source = [p[0] for p in pairs], [p[1] for p in pairs], "estimated"
+        reads, shots, strides = ([f[j] for f in found] for j in range(3))
+        source = "estimated"
     else:
-        reads, shots, source = [read] * b, [shot] * b, "given"
+        reads, shots, strides, source = [read] * b, [shot] * b, [1] * b, "given"
     gen = generator if generator is not None else torch.Generator().manual_seed(int(0 if seed is None else seed))
-    mean, std, calls, t_max = sample_mean_std(y_srgb, model, reads, shots, samples=samples, steps=steps,
-                                              generator=gen, progress=progress)
-    info = {"calls": calls, "t_max": t_max, "read": reads[0] if b == 1 else reads,
-            "shot": shots[0] if b == 1 else shots, "noise_source": source, "samples": samples}
+    mean = torch.empty_like(y_srgb, dtype=torch.float32)
+    std = torch.empty_like(mean) if samples > 1 else None
+    calls, t_max, exposure = 0, 0.0, [1.0] * b
+    for stride in sorted(set(strides)):  # one batch per pixel-shuffle stride
+        idx = [i for i in range(b) if strides[i] == stride]
+        m, sd, n, got = sample_mean_std(y_srgb[idx], model, [reads[i] for i in idx], [shots[i] for i in idx],
+                                        samples=samples, steps=steps, generator=gen, progress=progress, stride=stride)
+        mean[idx] = m
+        if std is not None:
+            std[idx] = sd
+        calls, t_max = max(calls, n), max(t_max, got["t_max"])
+        for i, e in zip(idx, got["exposure"]):
+            exposure[i] = e
+    one = (lambda v: v[0]) if b == 1 else (lambda v: v)
+    info = {"calls": calls, "t_max": t_max, "read": one(reads), "shot": one(shots), "noise_source": source,
+            "samples": samples, "stride": one(strides), "exposure": one(exposure)}
     return mean, std, info
 
 
@@ -303,24 +360,41 @@ def check_svnr_options(method: str, options: dict, *, sigma_given: bool,
 @torch.no_grad()
 def sample_mean_std(y_srgb: Tensor, model: SVNRModel, reads: list[float], shots: list[float], *, samples: int,
                     steps: int | None = None, generator: torch.Generator | None,
-                    progress: bool = False) -> tuple[Tensor, Tensor | None, int, float]:
+                    progress: bool = False, stride: int = 1) -> tuple[Tensor, Tensor | None, int, dict]:
     """The core of :func:`denoise_svnr`, without its checks: one (read, shot) per image given.
 
-    Returns ``(mean, std or None, calls, t_max)`` on `y_srgb`'s device, float32.
+    Darkens each image whose shot noise is above the training range (:func:`exposure_scale`)
+    and, for ``stride > 1``, samples the pixel-shuffled sub-images (:func:`~denoiselab.pixel_shuffle.pd_apply`).
+    Returns ``(mean, std or None, calls, info)`` on `y_srgb`'s device, float32; `info` holds
+    ``t_max`` (max t*, steps) and ``exposure`` (k per image, 1 = unchanged).
     """
     b, k = y_srgb.shape[0], samples
     device = next(model.model.parameters()).device
-    y_lin = to_linear(y_srgb.to(device, torch.float32, memory_format=torch.contiguous_format))
-    sigma2 = estimate_variance(y_lin, torch.tensor(reads, dtype=torch.float64), torch.tensor(shots, dtype=torch.float64))
-    t_max = float(model.schedule.time_map(sigma2).max())
-    if k > 1:  # K chains per image, as one batch: image i's samples are rows i·K .. i·K + K − 1
-        y_lin, sigma2 = y_lin.repeat_interleave(k, 0), sigma2.repeat_interleave(k, 0)
-    x, calls = sample_svnr(model.model, y_lin, sigma2, steps=steps, schedule=model.schedule, generator=generator,
-                           progress=progress, return_calls=True)
-    del y_lin, sigma2
-    x = x.clamp_(0, 1).view(b, k, *x.shape[1:])
+    exposure = [exposure_scale(s, model.card) for s in shots]
+    scale = torch.tensor(exposure, dtype=torch.float32, device=device).view(b, 1, 1, 1)
+    y_lin = to_linear(y_srgb.to(device, torch.float32, memory_format=torch.contiguous_format)) * scale
+    reads = torch.tensor([r * e for r, e in zip(reads, exposure)], dtype=torch.float64)
+    shots = torch.tensor([s * math.sqrt(e) for s, e in zip(shots, exposure)], dtype=torch.float64)
+    found: dict[str, float | int] = {}
+
+    def chains(y: Tensor) -> Tensor:  # (n, C, h, w) -> the mean-of-K input: (n·K, C, h, w) samples
+        n = y.shape[0]
+        per = n // b  # sub-images per image (stride²)
+        sigma2 = estimate_variance(y, reads.repeat_interleave(per), shots.repeat_interleave(per))
+        found["t_max"] = float(model.schedule.time_map(sigma2).max())
+        if k > 1:  # K chains per image, as one batch: image i's samples are rows i·K .. i·K + K − 1
+            y, sigma2 = y.repeat_interleave(k, 0), sigma2.repeat_interleave(k, 0)
+        x, found["calls"] = sample_svnr(model.model, y, sigma2, steps=steps, schedule=model.schedule,
+                                        generator=generator, progress=progress, return_calls=True)
+        return x.clamp_(0, None).view(n, k, *x.shape[1:]).transpose(0, 1).reshape(n * k, *x.shape[1:])
+
+    # the K samples of all images as (K·B, C, H, W): pd_apply shuffles and restores each of them
+    x = pd_apply(chains, y_lin, stride, out_batch=k * b) if stride > 1 else chains(y_lin)
+    del y_lin
+    x = (x.view(k, b, *x.shape[1:]).transpose(0, 1) / scale[:, None]).clamp_(0, 1)  # (B, K, C, H, W)
     mean = to_srgb(x.mean(1))
     std = to_srgb(x.flatten(0, 1)).view(b, k, *x.shape[2:]).std(1) if k > 1 else None
     del x
     out = y_srgb.device
-    return mean.to(out, torch.float32), None if std is None else std.to(out, torch.float32), int(calls), t_max
+    info = {"t_max": found["t_max"], "exposure": exposure}
+    return (mean.to(out, torch.float32), None if std is None else std.to(out, torch.float32), int(found["calls"]), info)

@@ -5,7 +5,14 @@ patch, uniformly in [sigma_min, sigma_max], and minimises the mean squared error
 minimiser of that loss is the MMSE denoiser E[x | y], whose residual gives the score by
 Tweedie/Miyasawa. Adam with a cosine learning-rate decay; the decay follows whichever is further
 along, the step count or the wall-clock budget, so a run cut short by `max_minutes` still ends on
-a small learning rate. Checkpoints (safetensors: model, optimiser, RNG state) let a run resume
+a small learning rate.
+
+Distillation (``teacher``): the target becomes ``w·T(y) + (1 − w)·x``, with T a larger trained
+denoiser (e.g. the published ``bfdncnn-color-cbsd300``) run on the same noisy patch and w the
+``teacher_weight``. T(y) approximates E[x | y] itself, the very function the student's MSE
+minimiser is, so its target has far less variance than the clean patch's (the noise the
+student cannot predict is gone); each step then says more, at the price of one teacher call.
+Checkpoints (safetensors: model, optimiser, RNG state) let a run resume
 exactly where it stopped; on CUDA it trains in bf16 autocast with channels_last.
 """
 
@@ -54,6 +61,8 @@ class TrainConfig:
     test_dir: str | None = None
     test_sigmas255: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0])
     device: str = "auto"
+    teacher: str | None = None
+    teacher_weight: float = 1.0
 
 
 def _recipe(config: dict) -> dict:
@@ -125,6 +134,27 @@ def evaluate_denoiser(model: nn.Module, test_dir: str | Path, sigmas255: list[fl
     return out
 
 
+def _load_teacher(cfg: TrainConfig, device: torch.device):
+    """The teacher network of a distillation run (None without one); it must take the student's channels."""
+    if cfg.teacher is None:
+        return None
+    from ..denoisers import load_denoiser_for
+
+    _, teacher = load_denoiser_for(cfg.teacher, cfg.channels, device=device)
+    if not isinstance(teacher, nn.Module):
+        raise DenoiselabError(f"teacher {cfg.teacher!r} is not a network; distil from a trained denoiser (see list-denoisers)")
+    return teacher
+
+
+@torch.no_grad()
+def _distilled_target(teacher: nn.Module, y: torch.Tensor, sigma: torch.Tensor, x: torch.Tensor, weight: float,
+                      amp) -> torch.Tensor:
+    """``weight·teacher(y, σ) + (1 − weight)·x``: the regression target of a distillation step."""
+    with amp:
+        t = teacher(y, sigma).float()
+    return t if weight == 1.0 else weight * t + (1.0 - weight) * x
+
+
 def train_denoiser(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, stop_at_step: int | None = None) -> Path | None:
     """Train a blind bias-free DnCNN as `cfg` says; resume from ``out_dir/checkpoint.safetensors``.
 
@@ -137,6 +167,9 @@ def train_denoiser(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = Tr
     device = resolve_device(cfg.device)
     if not 0 <= cfg.sigma_min255 <= cfg.sigma_max255:
         raise DenoiselabError(f"need 0 <= sigma_min255 <= sigma_max255, got {cfg.sigma_min255}, {cfg.sigma_max255}")
+    if not 0.0 <= cfg.teacher_weight <= 1.0:
+        raise DenoiselabError(f"teacher_weight={cfg.teacher_weight!r} must be in [0, 1] (1: the teacher's output alone)")
+    teacher = _load_teacher(cfg, device)
     torch.manual_seed(cfg.seed)
     model = BFDnCNN(cfg.channels, depth=cfg.depth, width=cfg.width).to(device)
     if device.type == "cuda":
@@ -166,8 +199,9 @@ def train_denoiser(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = Tr
         x = sampler.sample().to(device, non_blocking=True)
         sigma = torch.empty(x.shape[0], 1, 1, 1).uniform_(cfg.sigma_min255, cfg.sigma_max255, generator=gen) / 255
         y = x + sigma.to(device) * torch.randn(x.shape, generator=gen).to(device)
+        target = x if teacher is None else _distilled_target(teacher, y, sigma.to(device), x, cfg.teacher_weight, amp)
         with amp:
-            loss = nn.functional.mse_loss(model(y).float(), x)
+            loss = nn.functional.mse_loss(model(y).float(), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -194,7 +228,9 @@ def train_denoiser(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = Tr
         "training_data": [str(Path(d).name) for d in cfg.train_dirs],
         "training_images": len(images),
         "noise": f"AWGN, sigma uniform in [{cfg.sigma_min255:g}, {cfg.sigma_max255:g}]/255 per patch, blind",
-        "loss": "MSE (MMSE denoiser)",
+        "loss": ("MSE (MMSE denoiser)" if teacher is None else
+                 f"MSE to {cfg.teacher_weight:g}·teacher(y) + {1 - cfg.teacher_weight:g}·clean (distilled MMSE denoiser)"),
+        **({"teacher": cfg.teacher} if teacher is not None else {}),
         "patch_size": cfg.patch_size,
         "batch_size": cfg.batch_size,
         "steps": step,
