@@ -167,11 +167,14 @@ def images(data_root: Path, limit_gray: int | None, limit_color: int, crop: int)
     return out
 
 
-def run(items, tasks, with_deepinv: bool, prior_modes: tuple[str, ...], only: list[str] | None = None) -> list[dict]:
+def run(items, tasks, with_deepinv: bool, prior_modes: tuple[str, ...], only: list[str] | None = None,
+        priors: dict[int, str] | None = None) -> list[dict]:
+    """The rows; `priors` maps channels to the prior's name (default: bfdncnn-color, bfdncnn-gray for gray)."""
     rows = []
+    priors = priors or {3: "bfdncnn-color", 1: "bfdncnn-color"}
     for index, (dataset, name, array) in enumerate(items):
         clean = to_tensor(array)
-        _, base = load_denoiser_for("bfdncnn-color", clean.shape[1])
+        _, base = load_denoiser_for(priors[clean.shape[1]], clean.shape[1])
         for task_index, task in enumerate(tasks):
             x = clean
             if task == "sr3":
@@ -250,6 +253,8 @@ def main() -> int:
                    "a row of a later CSV replaces the same run's row of an earlier one")
     p.add_argument("--solvers", nargs="+", help="run only these solvers, ours and deepinv's (e.g. PnP-ADMM after a change)")
     p.add_argument("--quick", action="store_true", help="1 image per set, 64 px crops, our solvers only")
+    p.add_argument("--color-prior", default="bfdncnn-color", help="prior for CBSD68 (e.g. the small bfdncnn-color-s-bsd)")
+    p.add_argument("--gray-prior", default="bfdncnn-gray", help="prior for Set12 (e.g. the small bfdncnn-gray-s)")
     args = p.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -266,7 +271,8 @@ def main() -> int:
         with_deepinv = deepinv_available() and not args.quick
         shard, n_shards = (int(v) for v in args.shard.split("/"))
         items = images(args.data_root, args.limit_gray, args.limit_color, args.crop)[shard::n_shards]
-        rows = run(items, args.tasks, with_deepinv, ("inject", "blind"), args.solvers)
+        rows = run(items, args.tasks, with_deepinv, ("inject", "blind"), args.solvers,
+                   {3: args.color_prior, 1: args.gray_prior})
         if n_shards > 1:
             write_csv(stem.with_name(stem.name + f".shard{shard}of{n_shards}.csv"), rows)
             return 0
@@ -277,7 +283,7 @@ def main() -> int:
 
         versions += f", deepinv {deepinv.__version__}"
     text = (f"# Inverse problems: denoiselab's solvers beside deepinv's, same denoiser\n\n{provenance('cpu')}\n"
-            f"- {versions}; priors bfdncnn-gray (Set12) / bfdncnn-color (CBSD68), told their level by noise injection "
+            f"- {versions}; priors {args.gray_prior} (Set12) / {args.color_prior} (CBSD68), told their level by noise injection "
             f"(`with_noise_level`) unless marked 'blind as is'\n"
             f"- noise σ = √2/255; {args.crop}-px centre crops; ADMM {ADMM_STEPS} steps, RED-SD {RED_SD_STEPS}, "
             f"RED-FP {RED_FP_STEPS}; one thread\n\n" + summarize(rows) + "\n")

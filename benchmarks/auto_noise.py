@@ -1,7 +1,7 @@
-"""SVNR with its noise estimated (`--noise auto`) against SVNR told the true noise, and on real photos.
+"""`auto` noise levels measured: SVNR's `--noise auto` and BM3D's `--sigma auto` (CLI against bench).
 
-    python benchmarks/svnr_auto.py            # about 3 minutes on one core
-    python benchmarks/svnr_auto.py --limit 2  # quicker
+    python benchmarks/auto_noise.py            # about 6 minutes on one core
+    python benchmarks/auto_noise.py --limit 2  # quicker
 
 Part 1, simulated: the first `--limit` CBSD68 and Kodak24 images (128² centre crops, as
 ``benchmarks/svnr.py``), linear shot + read noise at that benchmark's three levels, white
@@ -14,13 +14,19 @@ Part 2, real: the bundled SIDD photo (``examples/sidd_18_1_noisy.png``) and the 
 pixel-shuffle stride and darkening it chose, and the gain over the noisy input. The true (read,
 shot) of a real pair is the a·x + b fit of its (noisy − clean)² on the linear scale.
 
-Writes ``benchmarks/results/svnr/<date>_<commit>_cpu_auto.md``.
+Part 3, BM3D: the first `--limit` pairs of SIDD, PolyU and CC (256² centre crops, stored as
+16-bit TIFFs so the file round trip adds no rounding) through ``denoiselab denoise --method bm3d
+--sigma auto`` (the CLI itself) and through the bench's ``bm3d`` method: the two PSNRs must agree
+(both call :func:`denoiselab.noise.estimate_real_noise`), and the gain over the noisy input.
+
+Writes ``benchmarks/results/real_noise_estimation/<date>_<commit>_cpu_auto.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -31,7 +37,9 @@ import torch
 from denoiselab import denoise
 from denoiselab.bench.tables import markdown_table, provenance, result_stem
 from denoiselab.datasets import center_crop, open_pairs
-from denoiselab.io import atomic_write, read_image
+from denoiselab.bench.methods import get_method
+from denoiselab.cli.main import main as cli
+from denoiselab.io import atomic_write, read_image, write_image
 from denoiselab.metrics import psnr
 from denoiselab.svnr import add_svnr_noise, to_linear, to_srgb
 
@@ -103,21 +111,49 @@ def real(data_root: Path, limit: int) -> str:
     return "\n".join([markdown_table(head, body), "", f"Mean gain over the noisy input: {means}."])
 
 
+def bm3d(data_root: Path, limit: int) -> str:
+    head = ["image", "noisy", "CLI `--sigma auto`", "bench `bm3d`", "CLI − bench (dB)", "gain (dB)"]
+    body, gains, diffs = [], {}, []
+    bench = get_method("bm3d")
+    with tempfile.TemporaryDirectory() as tmp:
+        for ds in ("sidd_val", "polyu", "cc"):
+            for pair in open_pairs(data_root / "real" / ds).head(limit):
+                noisy, clean = (center_crop(a, 256) for a in pair.load())
+                src, dst = Path(tmp) / "in.tif", Path(tmp) / "out.tif"
+                write_image(src, noisy, bit_depth=16)
+                if cli(["denoise", str(src), "-o", str(dst), "--method", "bm3d", "--sigma", "auto"]) != 0:
+                    raise SystemExit(f"the CLI failed on {ds}/{pair.name}")
+                by_cli, by_bench = _score(read_image(dst).array, clean), _score(bench.run(noisy, clean, 0, "cpu"), clean)
+                gain = by_cli - _score(noisy, clean)
+                gains.setdefault(ds, []).append(gain)
+                diffs.append(abs(by_cli - by_bench))
+                body.append([f"{ds}/{pair.name}", f"{_score(noisy, clean):.2f}", f"{by_cli:.2f}", f"{by_bench:.2f}",
+                             f"{by_cli - by_bench:+.3f}", f"{gain:+.2f}"])
+    means = ", ".join(f"{ds} {np.mean(g):+.2f} dB" for ds, g in gains.items())
+    return "\n".join([markdown_table(head, body), "",
+                      f"Mean gain of `--sigma auto` over the noisy input: {means}; all three: "
+                      f"{np.mean([v for g in gains.values() for v in g]):+.2f} dB. Largest |CLI − bench|: "
+                      f"{max(diffs):.3f} dB."])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
     p.add_argument("--limit", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "svnr")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_noise_estimation")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     text = "\n".join([
-        "# SVNR with `auto` noise: against the true noise (simulated) and on real photos", "", provenance("cpu"),
+        "# `auto` noise levels: SVNR against the true noise and on real photos; BM3D from the CLI and the bench", "",
+        provenance("cpu"),
         "- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image", "",
         "## Simulated white shot + read noise (128² crops): auto against the true noise", "",
         simulated(args.data_root, args.limit), "",
-        "## Real photos (256² centre crops; the bundled photo whole): auto", "", real(args.data_root, args.limit), ""])
+        "## Real photos (256² centre crops; the bundled photo whole): auto", "", real(args.data_root, args.limit), "",
+        "## BM3D with `--sigma auto` from the CLI and from `bench` (256² centre crops)", "",
+        bm3d(args.data_root, args.limit), ""])
     path = Path(f"{result_stem(args.out, 'cpu')}_auto.md")
     atomic_write(path, lambda tmp: tmp.write_text(text))
     print(text)
