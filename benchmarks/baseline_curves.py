@@ -40,7 +40,7 @@ from denoiselab._utils import resolve_device  # noqa: E402
 from denoiselab.baselines.apbsn import apbsn  # noqa: E402
 from denoiselab.baselines.dip import dip  # noqa: E402
 from denoiselab.baselines.self2self import self2self  # noqa: E402
-from denoiselab.bench.tables import markdown_table, provenance, read_csv  # noqa: E402
+from denoiselab.bench.tables import append_row, markdown_table, provenance, read_csv  # noqa: E402
 from denoiselab.datasets import center_crop, open_pairs  # noqa: E402
 from denoiselab.io import atomic_write  # noqa: E402
 from denoiselab.metrics import psnr, ssim  # noqa: E402
@@ -91,13 +91,7 @@ def _rewrite(path: Path, rows: list[dict]) -> None:
 
 
 def _append(path: Path, row: dict) -> None:
-    new = not path.is_file()
-    with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        fh.flush()
+    append_row(path, row, FIELDS)
 
 
 def _ended(rows: list[dict], method: str, max_seconds: float) -> bool:

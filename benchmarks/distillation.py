@@ -22,7 +22,6 @@ resumes an interrupted student from its checkpoint under ``--work``); the table 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from denoiselab.bench.tables import markdown_table, provenance, read_csv
+from denoiselab.bench.tables import append_row, markdown_table, provenance, read_csv
 from denoiselab.denoisers.registry import read_card, _weights_path
 from denoiselab.io import atomic_write
 from denoiselab.training import TrainConfig, train_denoiser
@@ -105,12 +104,7 @@ def main() -> None:
             row = {"channels": args.channels, "weight": w, "name": cfg.name, "steps": card["steps"],
                    "minutes": card["wall_time_minutes"], "threads": args.threads,
                    **{f"psnr_{s:g}": scores[f"{s:g}"] for s in SIGMAS}, "total_seconds": round(time.time() - start)}
-            new = not rows_path.is_file()
-            with open(rows_path, "a", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=list(row))
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(rows_path, row)
             rows.append(row)
             print(row, flush=True)
     text = "\n".join([

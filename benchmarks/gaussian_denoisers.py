@@ -9,14 +9,13 @@ Writes benchmarks/results/gaussian_denoisers/<date>_<commit>_<device>.{csv,md}.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 from pathlib import Path
 
 import torch
 
 from denoiselab.bench.gaussian import Dataset, run_gaussian_benchmark, summarize
-from denoiselab.bench.tables import provenance, read_csv, result_stem, write_csv
+from denoiselab.bench.tables import append_row, provenance, read_csv, result_stem, write_csv
 from denoiselab.io import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +48,7 @@ def main() -> None:
 
     def keep(row: dict) -> None:  # one line per measurement, so a killed run loses at most one image
         if args.resume:
-            new = not args.resume.is_file()
-            with open(args.resume, "a", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=list(row))
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(args.resume, row)
 
     rows = [] if args.table_only else run_gaussian_benchmark(
         datasets, {3: args.color, 1: args.gray}, args.sigmas, limit=args.limit, bm3d_limit=args.bm3d_limit,

@@ -21,7 +21,6 @@ rerun skips them); the table to ``.../summary.md``. PSNR/SSIM of the output clip
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from dataclasses import replace
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from denoiselab.bench.methods import paper_beta
-from denoiselab.bench.tables import markdown_table, provenance, read_csv
+from denoiselab.bench.tables import append_row, markdown_table, provenance, read_csv
 from denoiselab.datasets import center_crop, open_pairs
 from denoiselab.io import atomic_write
 from denoiselab.metrics import psnr, ssim
@@ -189,12 +188,7 @@ def main() -> None:
         return [{**r, **{k: float(r[k]) for k in numeric}} for r in rows]
 
     def keep(row: dict) -> None:
-        new = not rows_path.is_file()
-        with open(rows_path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(rows_path, row)
 
     if not args.table_only:
         names = [s[0] for s in STEPS]

@@ -62,6 +62,20 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(buf.getvalue()))
 
 
+def append_row(path: Path, row: dict, fieldnames: list[str] | None = None) -> None:
+    """Append one row to the CSV at `path` (its header first if the file is new), flushed at once.
+
+    For measurements kept as they finish: a killed run loses at most the row being measured,
+    and a rerun reads the file back (:func:`read_csv`) to skip what is done.
+    """
+    new = not path.is_file()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames or list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 def read_csv(path: Path, text: tuple[str, ...] = ()) -> list[dict]:
     """Rows written by :func:`write_csv`, numbers parsed back to float where they parse.
 
