@@ -34,12 +34,12 @@ their central 4.2 MP crop. It is an estimate: it is biased on images without fla
 below about 100×100 pixels (the estimator then warns).
 
 Two adaptations make the small model usable on real photos (measured on the bundled SIDD
-photo, ``examples/sidd_18_1_noisy.png``, 18.52 dB noisy; the estimate there is read 0.039, shot
-0.121 against 0.034, 0.133 fitted to its noisy − clean pair):
+photo, ``examples/sidd_18_1_noisy.png``, 18.52 dB noisy; the estimate there is read 0.035, shot
+0.127 against 0.034, 0.133 fitted to its noisy − clean pair; with both, ``auto`` reaches 21.83 dB):
 
 - *Exposure scaling* (:func:`exposure_scale`): shot noise above the trained range is brought
-  into it by darkening the image, an exact symmetry of the noise model (shot 0.121 → 0.05 is
-  k = 0.17). Without it SVNR left that photo at 18.67 dB.
+  into it by darkening the image, an exact symmetry of the noise model (shot 0.127 → 0.05 is
+  k = 0.15). Without it SVNR left that photo at 18.67 dB.
 - *Pixel-shuffle for correlated noise*: demosaicking and the camera's processing correlate
   neighbouring pixels' noise, which a model trained on pixel-independent noise reads as image
   content. When the estimate found the noise correlated (its stride 4), the chains run on the
@@ -145,8 +145,9 @@ def estimate_svnr_noise(y_srgb: Tensor, *, stride: int | str = ESTIMATE_STRIDE,
     correlated (camera-processed photos) and on the image itself when it is white. σ²(x) =
     a·x + b is fitted to the levels of all channels together, each level first corrected for
     the clipping at 0 and 1 (:meth:`~denoiselab.noise.RealNoiseEstimate.shot_read`), and
-    ``read = √b`` (at least 1e-3, the floor of σ), ``shot = √a``, both at most 1. For correlated camera noise this is the level of pixel-independent noise with the
-    same per-pixel variance, which is what SVNR's model can take. Measured errors and the cost
+    ``read = √b`` (at least 1e-3, the floor of σ), ``shot = √a``, both at most 1. For
+    correlated camera noise this is the level of pixel-independent noise with the same
+    per-pixel variance, which is what SVNR's model can take. Measured errors and the cost
     in dB against the true values: ``benchmarks/results/noise_estimation/``.
 
     Parameters
