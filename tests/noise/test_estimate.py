@@ -10,6 +10,7 @@ from denoiselab.noise import (
     NoiseEstimate,
     estimate_noise_function,
     estimate_noise_level_pd,
+    estimate_real_noise,
     estimate_sigma,
 )
 
@@ -223,3 +224,28 @@ def test_cuda_matches_cpu():
     cpu_est, gpu_est = estimate_noise_function(y), estimate_noise_function(y.cuda())
     assert torch.allclose(gpu_est.sigma.cpu(), cpu_est.sigma, rtol=1e-3)
     assert gpu_est.variance(y.cuda()).device.type == "cuda"
+
+
+def test_declip_recovers_the_gaussian_behind_clipped_values():
+    """Mean and variance of max(μ + σZ, 0) (and of min(·, 1)) are mapped back to μ and σ²."""
+    from denoiselab.noise.estimate import _declip
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(1_000_000, generator=g, dtype=torch.float64)
+    cases = [(0.04, 0.1), (-0.03, 0.08), (0.97, 0.05), (0.5, 0.01)]  # clipped at 0, at 0, at 1, not at all
+    for mu, sd in cases:
+        y = (mu + sd * z).clamp(0, 1)
+        m, v = _declip(y.mean()[None], y.var()[None])
+        assert abs(float(m) - mu) < 2e-3 and abs(float(v) ** 0.5 / sd - 1) < 0.01, (mu, sd, float(m), float(v) ** 0.5)
+
+
+def test_shot_read_pooled_over_channels_on_a_dark_clipped_image():
+    """Read noise 0.1 on a dark linear image: the clipped classes no longer fake a shot-noise slope."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.linspace(0.02, 0.6, 256, dtype=torch.float64).repeat(1, 3, 256, 1).float()
+    x[:, 1:] *= 0.2  # two dark channels, almost all of them within 2σ of 0
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    est = estimate_real_noise(y, stride=1)
+    a, b = (float(v) for v in est.shot_read(per_channel=False)[0, 0])
+    assert est.shot_read().shape == (1, 3, 2) and est.shot_read(per_channel=False).shape == (1, 1, 2)
+    assert abs(b ** 0.5 - 0.1) < 0.01 and a < 0.1 * 0.1 * 0.2, (a, b)  # shot² well below read²
