@@ -19,6 +19,11 @@ Part 3, BM3D: the first `--limit` pairs of SIDD, PolyU and CC (256² centre crop
 --sigma auto`` (the CLI itself) and through the bench's ``bm3d`` method: the two PSNRs must agree
 (both call :func:`denoiselab.noise.estimate_real_noise`), and the gain over the noisy input.
 
+Part 4, where a real pair's residual lives: std(noisy − clean) over the whole crop (the
+"truth" of the estimator table) and within its flattest 20 %, middle 50–80 % and busiest 20 % of
+pixels (gradient magnitude of the clean image, 7×7 mean), beside the estimate and the residual's
+correlation with its neighbour 1 and 4 pixels to the right.
+
 Writes ``benchmarks/results/real_noise_estimation/<date>_<commit>_cpu_auto.md``.
 """
 
@@ -136,24 +141,53 @@ def bm3d(data_root: Path, limit: int) -> str:
                       f"{max(diffs):.3f} dB."])
 
 
+def residuals(data_root: Path, limit: int) -> str:
+    from scipy.ndimage import sobel, uniform_filter
+
+    from denoiselab.noise import estimate_real_noise
+
+    head = ["image", "std(noisy − clean)", "flattest 20 %", "middle", "busiest 20 %", "estimate", "corr. lag 1",
+            "corr. lag 4"]
+    body = []
+    for ds in ("sidd_val", "polyu", "cc", "fmdd"):
+        for pair in open_pairs(data_root / "real" / ds).head(limit):
+            noisy, clean = (center_crop(a, 256) for a in pair.load())
+            d = (noisy - clean).astype(np.float64)
+            lum = clean.mean(-1)
+            grad = uniform_filter(np.hypot(sobel(lum, 0), sobel(lum, 1)), 7)
+            q20, q50, q80 = np.quantile(grad, [0.2, 0.5, 0.8])
+            r = d - d.mean()
+            corr = [float((r[:, k:] * r[:, :-k]).mean() / r.var()) for k in (1, 4)]
+            est = float(estimate_real_noise(torch.from_numpy(noisy).permute(2, 0, 1)[None]).sigma[0])
+            stds = [d.std(), d[grad <= q20].std(), d[(grad > q50) & (grad <= q80)].std(), d[grad > q80].std(), est]
+            body.append([f"{ds}/{pair.name}"] + [f"{255 * v:.2f}" for v in stds] + [f"{c:.2f}" for c in corr])
+    return "\n".join([markdown_table(head, body), "", "Stds on the 0–255 scale, 256² centre crops."])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
     p.add_argument("--limit", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_noise_estimation")
+    p.add_argument("--parts", nargs="+", choices=("svnr", "bm3d", "residuals"), default=["svnr", "bm3d", "residuals"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    text = "\n".join([
-        "# `auto` noise levels: SVNR against the true noise and on real photos; BM3D from the CLI and the bench", "",
-        provenance("cpu"),
-        "- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image", "",
-        "## Simulated white shot + read noise (128² crops): auto against the true noise", "",
-        simulated(args.data_root, args.limit), "",
-        "## Real photos (256² centre crops; the bundled photo whole): auto", "", real(args.data_root, args.limit), "",
-        "## BM3D with `--sigma auto` from the CLI and from `bench` (256² centre crops)", "",
-        bm3d(args.data_root, args.limit), ""])
+    sections = ["# `auto` noise levels: SVNR against the true noise and on real photos; BM3D from the CLI and the bench;"
+                " where real residuals live", "", provenance("cpu"), ""]
+    if "svnr" in args.parts:
+        sections += ["- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image",
+                     "", "## Simulated white shot + read noise (128² crops): auto against the true noise", "",
+                     simulated(args.data_root, args.limit), "",
+                     "## Real photos (256² centre crops; the bundled photo whole): auto", "",
+                     real(args.data_root, args.limit), ""]
+    if "bm3d" in args.parts:
+        sections += ["## BM3D with `--sigma auto` from the CLI and from `bench` (256² centre crops)", "",
+                     bm3d(args.data_root, args.limit), ""]
+    if "residuals" in args.parts:
+        sections += ["## Where the residual of a real pair lives", "", residuals(args.data_root, args.limit), ""]
+    text = "\n".join(sections)
     path = Path(f"{result_stem(args.out, 'cpu')}_auto.md")
     atomic_write(path, lambda tmp: tmp.write_text(text))
     print(text)
