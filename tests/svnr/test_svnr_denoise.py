@@ -288,3 +288,19 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_output(weights, noisy_png, tmp_
 def test_cli_refuses_svnr_flags_with_another_method(noisy_png, tmp_path, capsys):
     assert main(["denoise", str(noisy_png), "-o", str(tmp_path / "o.png"), "--method", "tv", "--samples", "3"]) == 2
     assert "--samples is for --method svnr; tv does not take it" in capsys.readouterr().err
+
+
+def test_identical_samples_of_a_one_call_chain_are_said():
+    """Darkened into range, the bundled photo needs one network call: K samples would agree exactly."""
+    from pathlib import Path
+
+    noisy = read_image(Path(__file__).resolve().parents[2] / "examples" / "sidd_18_1_noisy.png").array[:96, :96]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = denoise(noisy, "svnr", read_noise=0.01, shot_noise=0.01, samples=2, return_details=True)
+    assert res.settings["calls"] == 1 and float(res.uncertainty.max()) == 0.0
+    assert any("spread is 0" in str(w.message) for w in caught)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = denoise(noisy, "svnr", read_noise=0.01, shot_noise=0.01, samples=2, steps=2, return_details=True)
+    assert float(res.uncertainty.max()) > 0 and not any("spread is 0" in str(w.message) for w in caught)
