@@ -390,7 +390,7 @@ def sample_mean_std(y_srgb: Tensor, model: SVNRModel, reads: list[float], shots:
         return x.clamp_(0, None).view(n, k, *x.shape[1:]).transpose(0, 1).reshape(n * k, *x.shape[1:])
 
     # the K samples of all images as (K·B, C, H, W): pd_apply shuffles and restores each of them
-    x = pd_apply(chains, y_lin, stride, out_batch=k * b) if stride > 1 else chains(y_lin)
+    x = pd_apply(chains, y_lin, stride, out_batch=k * b)  # stride 1: chains(y_lin) itself
     if k > 1 and found["calls"] == 1:  # a one-step chain adds no noise: every sample is the same estimate
         warnings.warn(f"the noise is within SVNR's first step, so each chain is one deterministic network call: the "
                       f"{k} samples are identical and their spread is 0; give steps >= 2 (--steps) for a spread",

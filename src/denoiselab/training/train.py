@@ -11,7 +11,10 @@ Distillation (``teacher``): the target becomes ``w·T(y) + (1 − w)·x``, with 
 denoiser (e.g. the published ``bfdncnn-color-cbsd300``) run on the same noisy patch and w the
 ``teacher_weight``. T(y) approximates E[x | y] itself, the very function the student's MSE
 minimiser is, so its target has far less variance than the clean patch's (the noise the
-student cannot predict is gone); each step then says more, at the price of one teacher call.
+student cannot predict is gone), at the price of one teacher call per step. Measured
+(``benchmarks/distillation.py``): for the 10 × 32 colour student with the 20 × 64 CBSD300
+teacher, that price is 2.6× a plain step, and the distilled student ended 1.5 dB below plain
+training at equal wall time, and no better step for step.
 Checkpoints (safetensors: model, optimiser, RNG state) let a run resume
 exactly where it stopped; on CUDA it trains in bf16 autocast with channels_last.
 """
