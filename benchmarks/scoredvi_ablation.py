@@ -35,7 +35,8 @@ from denoiselab.datasets import center_crop, open_pairs
 from denoiselab.io import atomic_write
 from denoiselab.metrics import psnr, ssim
 from denoiselab.scoredvi import get_preset, scoredvi
-from denoiselab.scoredvi.presets import PUBLISHED_COLOR_PRIORS, PUBLISHED_GRAY_PRIORS
+from denoiselab.scoredvi.presets import (PUBLISHED_COLOR_PRIORS, PUBLISHED_GRAY_PRIORS, SMALL_COLOR_PRIORS,
+                                         SMALL_GRAY_PRIORS)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "scoredvi_ablation"
@@ -51,7 +52,7 @@ def _step(name, change, **kw):
 
 
 # Each step: (name, what changed from the step above, settings). `nets` changes are applied to
-# the previous step's NetConfig. "beta": "paper" (per dataset, §4.1) or "auto" (from δ).
+# the previous step's NetConfig. "beta": "paper" (per dataset, §4.1), "auto" (from δ) or one number.
 STEPS = [
     _step("paper", "the authors' settings, published priors, restart off", preset=PAPER, beta="paper"),
     _step("M=1", "40 iterations (paper's run at 40) and 1 sample per component instead of 5",
@@ -64,15 +65,23 @@ STEPS = [
     _step("lr 3e-3", "Adam learning rate 1e-3 → 3e-3", fields=dict(lr=3e-3)),
     _step("EMA 0.8", "output EMA 0.9 from y → 0.8 from the first iterate", fields=dict(ema=0.8, ema_from_y=False)),
     _step("no π score gradient", "π gets no gradient from the score unit", fields=dict(pi_score_gradient=False)),
-    _step("β auto", "β from the estimated δ instead of per dataset (= `fast` on the published priors)", beta="auto"),
-    _step("small priors", "our CPU-trained priors (= today's `fast`)", priors="preset-small"),
+    _step("β auto", "β from the estimated δ instead of per dataset (= `fast` before 2026-12-04, on the published priors)", beta="auto"),
+    _step("small priors", "our CPU-trained priors (= `fast` before 2026-12-04)", priors="preset-small"),
     _step("published warm start", "D_k(y) of the warm start from the published priors (3 calls), the score from the small ones",
           fields=dict(warm_start_priors="published")),
     _step("K=1 published", "from `β auto`: one published prior (CBSD300 colour, BSD400 gray) instead of three",
           base="β auto", priors="published-k1"),
     _step("K=1, 25 iterations", "40 → 25 iterations (to fit the time budget)", fields=dict(n_iter=25)),
+    _step("K=1, paper β", "from `K=1 published`: β per dataset as the paper sets it (§4.1) instead of from δ",
+          base="K=1 published", beta="paper"),
+    _step("K=1, β 0.02", "from `K=1 published`: one β = 0.02 for every image (the paper's heavy-noise value)",
+          base="K=1 published", beta=0.02),
+    _step("K=1, β 0.02, PD start", "warm start through PD-2 and PD refinement (Zhou et al. 2020) instead of D_k(y)",
+          nets=dict(mean_init="pd")),
     _step("published fast, 100 iterations", "from `β auto`: 40 → 100 iterations (is `fast` only short of steps?)",
           base="β auto", fields=dict(n_iter=100)),
+    _step("new fast", "from `K=1, β 0.02, PD start`: PD start only where the noise estimate finds correlated noise "
+          "(`fast` since 2026-12-04)", preset=FAST, beta="auto", priors="preset"),
 ]
 
 
@@ -110,8 +119,8 @@ def _measure(name, preset, beta, priors, ds, pair, crop, threads, keep) -> None:
     elif priors == "published-k1":
         names = [PUBLISHED_GRAY_PRIORS[0] if gray else PUBLISHED_COLOR_PRIORS[0]]
     elif priors == "preset-small":
-        names = list(FAST.gray_priors if gray else FAST.color_priors)
-    b = paper_beta(ds) if beta == "paper" else "auto"
+        names = list(SMALL_GRAY_PRIORS if gray else SMALL_COLOR_PRIORS)
+    b = paper_beta(ds) if beta == "paper" else beta  # "auto" or one number for every image
     clean_t = torch.from_numpy(np.ascontiguousarray(clean if clean.ndim == 3 else clean[..., None])).permute(2, 0, 1)[None]
     start = time.perf_counter()
     marks = [c for c in CHECKPOINTS if c <= preset.n_iter] if preset.n_iter >= 100 else [preset.n_iter]

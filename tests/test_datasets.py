@@ -117,3 +117,13 @@ def test_center_crop_and_benchmark_keys():
 def test_shared_real_data_opens():
     sizes = {name: len(open_pairs(DATA / "real" / name)) for name in ["sidd_val", "polyu", "cc", "fmdd"]}
     assert sizes == {"sidd_val": 40, "polyu": 50, "cc": 7, "fmdd": 24}
+
+
+def test_head_can_skip_the_first_pairs(tmp_path):
+    for i in range(5):
+        for sub in ("noisy", "clean"):
+            _write(tmp_path / sub / f"im{i}.png", i, size=(4, 4))
+    pairs = open_pairs(tmp_path)
+    assert [p.name for p in pairs.head(2, skip=3)] == ["im3", "im4"]
+    assert [p.name for p in pairs.head(None, skip=4)] == ["im4"]
+    assert pairs.head(None) is pairs

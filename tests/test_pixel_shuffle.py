@@ -75,3 +75,24 @@ def test_bad_shapes_raise_one_line_errors():
         pd_down(torch.rand(1, 1, 3, 8), 4)
     with pytest.raises(DenoiselabError, match="batch"):
         pd_up(torch.rand(8, 1, 2, 2), 2, 3)
+
+
+def test_pd_refine_identity_and_batch_independence():
+    from denoiselab.pixel_shuffle import pd_apply, pd_refine
+
+    y = torch.rand(2, 3, 9, 10, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(pd_refine(lambda v, s: v, y, 2), y)
+    blur = lambda v, s: torch.nn.functional.avg_pool2d(v, 3, stride=1, padding=1, count_include_pad=False)  # noqa: E731
+    both = pd_refine(blur, y, 2)
+    torch.testing.assert_close(both[1:], pd_refine(blur, y[1:], 2))  # no image sees another
+    first = pd_apply(lambda sub: blur(sub, 0), y, 2)
+    torch.testing.assert_close(pd_refine(blur, y, 2, refine=False), first)
+    # the refinement: mean over the 4 copies of `first` with one noisy sub-grid put back, denoised
+    copies = []
+    for i in range(2):
+        for j in range(2):
+            m = first.clone()
+            m[..., i::2, j::2] = y[..., i::2, j::2]
+            copies.append(blur(m, 0))
+    torch.testing.assert_close(both, torch.stack(copies).mean(0))
+    torch.testing.assert_close(pd_refine(blur, y, 1), blur(y, 0))

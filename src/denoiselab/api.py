@@ -289,7 +289,7 @@ def denoise(
         camera photos). Blind networks and ScoreDVI ignore it and nothing is estimated for
         them; SVNR refuses it (give `read_noise` and `shot_noise`).
     preset : {"fast", "paper"}, optional
-        ScoreDVI only: "fast" is CPU-sized (≈ 30 s for 256×256 RGB on 2 cores); "paper" is the
+        ScoreDVI only: "fast" is CPU-sized (≈ 45 s for 256×256 RGB on 2 cores); "paper" is the
         published setting (400 iterations, GPU advised).
     iterations : int, optional
         ScoreDVI only: overrides the preset's iteration count (>= 1).

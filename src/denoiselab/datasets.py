@@ -96,9 +96,11 @@ class PairedDataset:
     def __iter__(self) -> Iterator[Pair]:
         return iter(self.pairs)
 
-    def head(self, n: int | None) -> PairedDataset:
-        """The first `n` pairs by sorted name (all when `n` is None)."""
-        return self if n is None else PairedDataset(self.name, self.layout, self.root, self.pairs[:n])
+    def head(self, n: int | None, skip: int = 0) -> PairedDataset:
+        """The first `n` pairs by sorted name after the first `skip` (all when `n` is None)."""
+        if n is None and not skip:
+            return self
+        return PairedDataset(self.name, self.layout, self.root, self.pairs[skip:None if n is None else skip + n])
 
 
 def center_crop(image: np.ndarray, size: int | None) -> np.ndarray:

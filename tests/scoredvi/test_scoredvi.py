@@ -216,9 +216,11 @@ def test_paper_preset_defaults_to_the_published_priors():
     from denoiselab.scoredvi import default_prior_names
 
     assert default_prior_names(3, "paper") == ("bfdncnn-color-cbsd300", "bfdncnn-color-scoredvi1", "bfdncnn-color-scoredvi2")
-    assert default_prior_names(3, "fast") == ("bfdncnn-color-s-bsd", "bfdncnn-color-s-imagenet", "bfdncnn-color-s-union")
+    assert default_prior_names(3, "fast") == ("bfdncnn-color-cbsd300",)  # K = 1: the first published prior
+    assert default_prior_names(1, "fast") == ("bfdncnn-gray-bsd400",)
     known = set(list_denoisers())
-    assert set(default_prior_names(1, "paper")) <= known and set(default_prior_names(3, "paper")) <= known
+    for preset in ("paper", "fast"):
+        assert set(default_prior_names(1, preset)) <= known and set(default_prior_names(3, preset)) <= known
 
 
 def test_pi_score_gradient_is_minus_the_mean_sample_as_in_the_authors_unit():
@@ -341,3 +343,59 @@ def test_gaussian_oracle_prior_approaches_the_bayes_estimate():
     bayes = mse((s**2 * y + sn**2 * m) / (s**2 + sn**2))
     assert mse(res.image) < 0.7 * mse(y)
     assert mse(res.image) < 1.35 * bayes
+
+
+def test_warm_start_auto_goes_through_pd_only_for_correlated_images():
+    from denoiselab.pixel_shuffle import pd_refine
+    from denoiselab.scoredvi.core import _warm_start
+
+    y = torch.cat([_tiny_image(size=16, seed=s) for s in (1, 2)])
+    blur = lambda v, s: torch.nn.functional.avg_pool2d(v, 3, stride=1, padding=1, count_include_pad=False)  # noqa: E731
+    base = _warm_start([blur, blur], y, "auto", torch.tensor([True, False]))
+    assert base.shape == (2, 2, 3, 16, 16)
+    torch.testing.assert_close(base[0, 1], pd_refine(blur, y[:1], 2)[0])
+    torch.testing.assert_close(base[1, 0], blur(y[1:], 0.0)[0])
+    assert not torch.allclose(base[0, 0], blur(y[:1], 0.0)[0])  # the PD start is not the plain one
+    torch.testing.assert_close(_warm_start([blur], y, "pd", None)[:, 0], pd_refine(blur, y, 2))
+    torch.testing.assert_close(_warm_start([blur], y, "auto", None)[:, 0], blur(y, 0.0))  # no flags: plain start
+
+
+def test_unknown_mean_init_is_refused(priors3):
+    from denoiselab.scoredvi import fit_scoredvi
+
+    bad = get_preset(TINY, nets=NetConfig(x_base=4, x_depth=2, aux_width=4, aux_depth=3, mean_init="noisy"), n_iter=1)
+    with pytest.raises(DenoiselabError, match="mean_init"):
+        fit_scoredvi(_tiny_image(size=16), priors3, lam=torch.ones(1), beta=torch.full((1,), 0.02), preset=bad)
+
+
+@pytest.mark.real_estimator
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_fast_decides_the_warm_start_from_the_noise_correlation(priors3):
+    """White noise: plain D(y) start; the same noise blurred 2 px (correlated): PD start."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((1, 3, 64, 64), 0.5)
+    white = x + 0.08 * torch.randn(x.shape, generator=g)
+    noise = torch.nn.functional.avg_pool2d(torch.randn(1, 3, 66, 66, generator=g), 3, stride=1)
+    correlated = x + 0.2 * noise
+    cfg = get_preset("fast", n_iter=1, nets=replace_nets(TINY.nets, mean_init="auto"))
+    flags = [scoredvi(img, preset=cfg, priors=priors3, progress=False, device="cpu").record["correlated"][0]
+             for img in (white, correlated)]
+    assert flags == [False, True]
+
+
+def replace_nets(nets: NetConfig, **kw) -> NetConfig:
+    from dataclasses import replace
+
+    return replace(nets, residual_mean=True, **kw)
+
+
+def test_auto_beta_is_the_presets_rule(priors3):
+    y = _tiny_image(size=16, sigma=0.02)
+    fixed = scoredvi(y, preset=get_preset(TINY, auto_beta=0.02, n_iter=1), priors=priors3, progress=False, device="cpu")
+    from dataclasses import replace
+
+    from_delta = scoredvi(y, preset=replace(TINY, auto_beta=None, n_iter=1), priors=priors3, progress=False, device="cpu")
+    assert fixed.record["beta"] == pytest.approx([0.02])
+    delta = from_delta.record["delta255"][0]
+    assert from_delta.record["beta"] == pytest.approx([float(choose_beta(torch.tensor([delta]))[0])])
+    assert get_preset("fast").auto_beta == 0.02 and get_preset("paper").auto_beta is None

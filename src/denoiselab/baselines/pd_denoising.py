@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .._utils import resolve_device
 from ..errors import DenoiselabError
-from ..pixel_shuffle import pd_down, pd_up
+from ..pixel_shuffle import pd_refine
 from ._common import check_noisy, from_batch, to_batch
 
 
@@ -40,7 +39,8 @@ def pd_denoising(noisy: np.ndarray, *, stride: int = 2, refine: bool = True, den
     ----------
     noisy : ndarray, (H, W) or (H, W, C), C in {1, 3}
         Float image in [0, 1] (not clipped). Sides that are not multiples of `stride` are
-        padded by reflection and cropped back.
+        padded by repeating the last row and column and cropped back
+        (:func:`denoiselab.pixel_shuffle.pd_refine`).
     stride : int, optional
         Pixel-shuffle stride s >= 1 (paper's default for sRGB photos: 2; 1 = plain denoising).
     refine : bool, optional
@@ -72,18 +72,6 @@ def pd_denoising(noisy: np.ndarray, *, stride: int = 2, refine: bool = True, den
         raise DenoiselabError(f"stride={stride!r} must be an integer >= 1 (the paper uses 2)")
     dev = resolve_device(device)
     den = denoiser or _default_denoiser(image.shape[2], dev)
-    y = to_batch(image, dev)
-    h, w = y.shape[-2:]
-    pad = ((-h) % stride, (-w) % stride)
-    yp = F.pad(y, (0, pad[1], 0, pad[0]), mode="reflect") if any(pad) else y
     with torch.no_grad():
-        x = pd_up(den(pd_down(yp, stride), sigma), stride, batch=1)
-        if refine and stride > 1:
-            outputs = []
-            for i in range(stride):
-                for j in range(stride):
-                    mixed = x.clone()
-                    mixed[..., i::stride, j::stride] = yp[..., i::stride, j::stride]
-                    outputs.append(mixed)
-            x = den(torch.cat(outputs), sigma).mean(0, keepdim=True)
-    return from_batch(x[..., :h, :w], noisy)
+        x = pd_refine(den, to_batch(image, dev), stride, sigma, refine=refine)
+    return from_batch(x, noisy)

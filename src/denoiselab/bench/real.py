@@ -89,7 +89,7 @@ def _as_image(out, like: np.ndarray, method: str) -> np.ndarray:
 def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: str | Path, *, device: str = "auto",
                        limit: int | None = None, crop: int | None = None, seed: int = 0, figure_images: int = 1,
                        reuse: list[str | Path] = (), shard: tuple[int, int] | None = None,
-                       progress: bool = True) -> dict[str, Path]:
+                       skip: int = 0, progress: bool = True) -> dict[str, Path]:
     """Run `methods` on every pair of `datasets`, resuming from ``out_dir/results.csv``.
 
     Parameters
@@ -103,7 +103,7 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``.
     limit : int, optional
-        First N pairs (sorted names) of each dataset.
+        First N pairs (sorted names) of each dataset (after `skip`).
     crop : int, optional
         Side of the centre crop in pixels (default: whole images).
     seed : int
@@ -117,6 +117,8 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
     shard : (i, n), optional
         Compute only every n-th image (counted over all datasets), starting at i: run n
         processes with shards 0..n-1 on one results folder to use n cores.
+    skip : int
+        Leave out the first `skip` pairs of each dataset (e.g. a held-out set after a dev subset).
     progress : bool
         tqdm bar over (image, method) runs.
 
@@ -128,7 +130,7 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
     runs = [get_method(m) for m in dict.fromkeys(methods)]
     if not runs:
         raise DenoiselabError("no method given; pass at least one --method")
-    sets: list[PairedDataset] = [open_pairs(d).head(limit) for d in datasets]
+    sets: list[PairedDataset] = [open_pairs(d).head(limit, skip) for d in datasets]
     names = [s.name for s in sets]
     if len(set(names)) != len(names):
         raise DenoiselabError(f"two datasets share a name ({', '.join(names)}); results are keyed by folder name")

@@ -81,11 +81,11 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
                    help="seed of scoredvi's networks and samples and of svnr's sampler (same seed, same output)")
     s = p.add_argument_group("scoredvi")
     s.add_argument("--preset", default="fast", choices=("fast", "paper"),
-                   help="fast: CPU-sized (about 30 s for 256x256 RGB on 2 cores); paper: the published setting "
+                   help="fast: CPU-sized (about 45 s for 256x256 RGB on 2 cores); paper: the published setting "
                         "(400 iterations, GPU advised)")
     s.add_argument("--iterations", type=int, help="override the preset's iteration count")
     s.add_argument("--beta", default="auto", help="Gamma hyperprior rate: 0.02 heavy noise, 0.01 medium, "
-                                                  "0.005 light, or auto (from the estimated noise)")
+                                                  "0.005 light, or auto (the preset's rule: fast 0.02; paper from the estimated noise)")
     v = p.add_argument_group("svnr (noise on the LINEAR [0, 1] scale: std sqrt(R^2 + S^2 x) at linear intensity x)")
     v.add_argument("--read-noise", type=float, metavar="R",
                    help="read-noise std R, 0..1 (typical 0.001-0.2); with --shot-noise")

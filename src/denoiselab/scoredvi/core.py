@@ -29,6 +29,7 @@ from torch import Tensor
 from .._utils import resolve_device
 from ..errors import DenoiselabError
 from .nets import PosteriorNets
+from ..pixel_shuffle import pd_refine
 from .objective import ScoreIdentity, apply_priors, compute_loss_terms, compute_prior_samples
 from .presets import PUBLISHED_COLOR_PRIORS, PUBLISHED_GRAY_PRIORS, Preset, get_preset
 from ..tiling import count_tiles, denoise_tiled
@@ -40,6 +41,7 @@ ALPHA = 1.0  # Gamma shape hyperprior α (§4.1)
 D_PRIOR = 1.0  # Dirichlet hyperprior d (§4.1)
 
 DenoiserFn = Callable[[Tensor, "float | Tensor"], Tensor]
+MEAN_INITS = ("y", "prior", "pd", "auto")  # what µ_k is a residual on (NetConfig.mean_init)
 
 
 @dataclass
@@ -188,6 +190,29 @@ def _check_values(y: Tensor) -> None:
         raise DenoiselabError(f"pixel values span [{lo:.3g}, {hi:.3g}]; ScoreDVI expects [0, 1] - divide 8-bit data by 255 (16-bit by 65535)")
 
 
+def _warm_start(starts: Sequence[DenoiserFn], y: Tensor, mode: str, correlated: Tensor | None) -> Tensor:
+    """The images µ_k is a residual on, (B, K, C, H, W): each start prior's denoised y.
+
+    ``mode`` "prior": D_k(y); "pd": D_k through PD-2 and PD refinement (:func:`pd_refine`), for
+    spatially correlated noise, which a Gaussian denoiser leaves as blotches at full
+    resolution; "auto": "pd" for the images flagged in `correlated`, "prior" for the others.
+    """
+    b = y.shape[0]
+    if mode == "auto":
+        use_pd = torch.zeros(b, dtype=torch.bool) if correlated is None else correlated.reshape(b).bool().cpu()
+    else:
+        use_pd = torch.full((b,), mode == "pd")
+    sigma = 1e-2  # blind priors ignore it; non-blind ones are told the noise is small
+    base = torch.empty(b, len(starts), *y.shape[1:], device=y.device)
+    with torch.no_grad():
+        for sel, pd in ((use_pd, True), (~use_pd, False)):
+            if bool(sel.any()):
+                idx = sel.nonzero().flatten().to(y.device)
+                ys = y[idx]
+                base[idx] = torch.stack([pd_refine(d, ys, 2, sigma) if pd else d(ys, sigma) for d in starts], dim=1)
+    return base
+
+
 def fit_scoredvi(
     y: Tensor,
     priors: Sequence[DenoiserFn],
@@ -200,6 +225,7 @@ def fit_scoredvi(
     desc: str = "ScoreDVI",
     callback: Callable[[dict], None] | None = None,
     init_priors: Sequence[DenoiserFn] | None = None,
+    correlated: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run Algorithm 1 once on a batch, with fresh networks seeded by `seed`.
 
@@ -218,7 +244,10 @@ def fit_scoredvi(
         Called after every step with ``{"i": t, "image": ema, "theta": Θ, "loss": (B,)}`` (tensors
         on the device; the loop itself never syncs, a callback that reads values does).
     init_priors : sequence of K denoisers, optional
-        For a warm start (``mean_init="prior"``): the denoisers of D_k(y); default `priors`.
+        For a warm start (``mean_init`` other than "y"): the denoisers of D_k(y); default `priors`.
+    correlated : Tensor of bool, shape (B,), optional
+        For ``mean_init="auto"``: which images have spatially correlated noise (warm start
+        through PD-2); default none.
 
     Returns
     -------
@@ -248,14 +277,13 @@ def fit_scoredvi(
     variance = torch.zeros_like(y)
     mean_sigma = torch.zeros(b, device=dev)
     base = None
-    if preset.nets.residual_mean and preset.nets.mean_init == "prior":  # warm start: µ_k = D_k(y) + residual
-        var0 = torch.full((k, 1, b, c, h, w), 1e-4, device=dev)
+    if preset.nets.mean_init not in MEAN_INITS:
+        raise DenoiselabError(f"mean_init={preset.nets.mean_init!r} must be one of {', '.join(map(repr, MEAN_INITS))}")
+    if preset.nets.residual_mean and preset.nets.mean_init != "y":  # warm start: µ_k = D_k(y) + residual
         starts = priors if init_priors is None else init_priors
         if len(starts) != k:
             raise DenoiselabError(f"{len(starts)} warm-start priors for {k} components; give one per prior")
-        base = apply_priors(starts, y.expand(k, 1, b, c, h, w), var0)[:, 0].transpose(0, 1).contiguous()
-    elif preset.nets.mean_init not in ("y", "prior"):
-        raise DenoiselabError(f"mean_init={preset.nets.mean_init!r} must be 'y' or 'prior'")
+        base = _warm_start(starts, y, preset.nets.mean_init, correlated)
     for t in tqdm(range(preset.n_iter), desc=desc, disable=not progress, leave=False):
         theta = nets(y, base)  # Alg. 1 line 2
         eps = torch.stack([torch.randn((k, m, c, h, w), generator=g, device=dev) for g in gens], dim=2)
@@ -309,17 +337,18 @@ def scoredvi(
     preset : {"fast", "paper"} or Preset, optional
         "paper": the authors' settings (K = 3 published priors, M = 5, full-size nets, 400
         iterations; its docstring lists what still differs). "fast": a CPU-sized setting
-        (≈ 30 s for 256×256 RGB on 2 cores).
+        (≈ 45 s for 256×256 RGB on 2 cores: K = 1 published prior, 40 iterations).
     priors : sequence of names or denoisers, optional
         The K image priors (one mixture component each): names for
         ``denoiselab.denoisers.load_denoiser`` or callables ``D(y, sigma)``. Default: the
-        preset's (``fast``: our three small colour BF-DnCNNs; ``paper``: the authors' three
+        preset's (``fast``: the first published colour (CBSD300) or gray (BSD400) BF-DnCNN; ``paper``: the authors' three
         published ones; for gray input gray priors plus colour ones on replicated channels).
     n_iter : int, optional
         Overrides the preset's iteration count.
     beta : float or "auto", optional
         Rate β of the Gamma noise-precision hyperprior. Paper: 0.02 heavy noise (SIDD, FMDD),
-        0.01 medium (CC), 0.005 light (PolyU). "auto" picks among these from the estimated δ.
+        0.01 medium (CC), 0.005 light (PolyU). "auto": the preset's rule (``fast``: 0.02 for
+        every image; ``paper``: picked among the three from the estimated δ).
     gamma : float, optional
         Prior assignment coefficient γ of Eq. 20 (paper: 2).
     seed : int, optional
@@ -376,7 +405,14 @@ def scoredvi(
 
     delta = estimate_delta(yb).reshape(-1).float().cpu()  # Eq. 20's δ, PD stride 4, 0-255 scale
     lam = choose_prior_weight(delta, gamma=gamma)
-    if beta == "auto":
+    correlated = None
+    if cfg.nets.mean_init == "auto":  # the estimator's white / correlated decision picks the warm start
+        from ..noise import estimate_real_noise
+
+        correlated = (estimate_real_noise(yb).stride > 1).cpu() if min(yb.shape[-2:]) >= 28 else torch.zeros(bsz, dtype=torch.bool)
+    if beta == "auto" and cfg.auto_beta is not None:
+        beta_t = torch.full((bsz,), float(cfg.auto_beta))
+    elif beta == "auto":
         beta_t = choose_beta(delta)
     elif isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta > 0:
         beta_t = torch.full((bsz,), float(beta))
@@ -387,7 +423,7 @@ def scoredvi(
         def fit(tile: Tensor):
             img, var, loss, ms = fit_scoredvi(tile, prior_fns, lam=lam[idx], beta=beta_t[idx], preset=cfg,
                                               seed=run_seed, progress=progress, callback=callback,
-                                              init_priors=init_fns)
+                                              init_priors=init_fns, correlated=None if correlated is None else correlated[idx])
             fit.losses.append(loss)
             fit.sigmas.append(ms)
             return img, var
@@ -415,6 +451,7 @@ def scoredvi(
     if return_record:
         record = {
             "delta255": delta.tolist(), "lam": lam.tolist(), "beta": beta_t.tolist(), "gamma": gamma,
+            "correlated": None if correlated is None else correlated.tolist(),
             "iterations": cfg.n_iter, "seconds": seconds, "restarted": restarted.tolist(), "preset": cfg.name,
             "priors": prior_names, "n_samples": cfg.n_samples, "seed": seed, "n_tiles": n_tiles,
             "mean_sigma": mean_sigma.cpu().tolist(), "loss": loss.cpu(), "device": str(dev),

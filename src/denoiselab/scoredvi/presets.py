@@ -9,9 +9,9 @@ three published BF-DnCNNs the authors used (``bfdncnn-color-cbsd300``, ``-scored
 what still differs, and why:
 
 1. β: the authors fix it per dataset (SIDD and FMDD 0.02, CC 0.01, PolyU 0.005); a single
-   image has no dataset, so :func:`~denoiselab.scoredvi.scoredvi` takes β from the caller (its
-   default ``auto`` picks among the three from the estimated δ) and ``bench`` passes the
-   paper's value for each dataset to ``scoredvi-paper``.
+   image has no dataset, so :func:`~denoiselab.scoredvi.scoredvi` takes β from the caller (for
+   ``paper`` its default ``auto`` picks among the three from the estimated δ) and ``bench``
+   passes the paper's value for each dataset to ``scoredvi-paper``.
 2. δ (for λ, Eq. 20): denoiselab's one noise estimator
    (:func:`denoiselab.noise.estimate_real_noise` through ``estimate_delta``) instead of the
    authors' per-sub-image Liu et al. 2014 fit with a free exponent (Powell): one estimator for
@@ -32,18 +32,25 @@ what still differs, and why:
 Everything else is as the authors ran it, including the gradient the score unit gives the
 mixture weights π (``pi_score_gradient``: the unit returns z, so π_k receives −λ·mean_M z_k).
 
-``fast``: chosen by measurement on CPU (development runs under
-benchmarks/results/scoredvi_cpu/); the deviations from ``paper`` are commented per field. The
-measurements behind them (128×128 crops, 1 thread, interim priors; and a Gaussian-process image
-with its exact Wiener denoiser as prior):
-- Φ-net starting at the hyperprior: without it the likelihood precision starts at ≈ 1, the
-  priors dominate the first tens of steps and over-smooth (GP test: 22.0 dB vs 27.2 dB, Bayes 27.4);
-- zero-mean score: SIDD 10_1 11.1 dB → 24.7 dB (interim priors with a colour bias);
-- warm start from D_k(y): SIDD 24.7 → 26.2 dB, CC 36.6 → 37.5 dB;
-- β = "auto" beat the paper's per-dataset β on the same crops: CC 37.5 (auto, 0.005) vs 36.2 dB
-  (0.01), FMDD 33.8 (auto, 0.005) vs 33.4 dB (0.02); λ = 1 instead of 0.5 on FMDD: 33.0 dB.
-- π without the score unit's gradient (``pi_score_gradient=False``): our choice when ``fast``
-  was built; its cost is measured by the ablation (``benchmarks/scoredvi_ablation.py``).
+``fast``: derived from ``paper`` one change at a time by the ablation
+(``benchmarks/scoredvi_ablation.py``, table in ``benchmarks/results/scoredvi_ablation/``: five
+128² dev crops, one per dataset and two for SIDD, 1 thread); the deviations are commented per
+field. On those crops ``fast`` averages 35.37 dB against ``paper``'s 34.46 (400 iterations), in
+about 14 s each instead of 55 min; 256² RGB takes 42-44 s on 2 idle cores (gray 26 s). The steps:
+- M = 1, 40 iterations, small nets (UNet 16 × 3 levels, 3 × 8 aux nets): from 55 min to under
+  a minute, and alone a collapse (18.7 dB mean) that three start-up changes repair (33.0 dB):
+  µ_k as a residual on a warm start, σ_k starting at 0.05, q(φ) starting at the hyperprior;
+- zero-mean score (+0.2 dB), lr 3e-3 (+0.8), output EMA 0.8 from the first iterate (+0.3);
+  π without the score unit's gradient: −0.03 dB, kept (simpler);
+- K = 1 published prior (CBSD300; gray BSD400) instead of three (+0.2 dB; a published prior
+  costs what nine small ones do): what fits 45 s per 256²;
+- β = 0.02 for every image (the paper's heavy-noise value): +0.8 dB mean over β chosen from δ
+  among the paper's three (PolyU +1.2, CC +0.6, FMDD +2.1, SIDD equal), +0.2 over the paper's
+  per-dataset values;
+- warm start through PD-2 + refinement (:func:`~denoiselab.pixel_shuffle.pd_refine`) where the
+  noise estimate finds the noise spatially correlated (camera photos), D_k(y) where it is white
+  (FMDD): SIDD +2.1 / +0.7 dB, PolyU and CC −0.1 / +0.2; on FMDD a PD start would cost 0.9 dB.
+What ``paper`` still does better: SIDD 10_1 (32.49 against 31.66 dB).
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ from .nets import NetConfig
 
 __all__ = ["Preset", "PRESETS", "get_preset", "PAPER_BETA"]
 
-#: Our CPU-trained priors (10 × 32): what ``fast`` was tuned on.
+#: Our CPU-trained priors (10 × 32): ``fast``'s until 2026-12-04 (the ablation's `small priors` step).
 SMALL_COLOR_PRIORS = ("bfdncnn-color-s-bsd", "bfdncnn-color-s-imagenet", "bfdncnn-color-s-union")
 SMALL_GRAY_PRIORS = ("bfdncnn-gray-s", "bfdncnn-color-s-bsd", "bfdncnn-color-s-imagenet")
 #: The authors' three published colour priors (20 × 64), and the published gray ones.
@@ -102,6 +109,10 @@ class Preset:
     pi_score_gradient : bool
         Let the prior term give π its gradient as the authors' score unit does (its forward
         returns z, so π_k gets −λ·mean_M z_k); False: π gets only the −½ log σ²_k part.
+    auto_beta : float or None
+        The Gamma rate β when the caller asks for ``beta="auto"``: this number for every image,
+        or None to pick among the paper's three values from the estimated δ
+        (:func:`~denoiselab.scoredvi.prior_weight.choose_beta`).
     warm_start_priors : {"same", "published"}
         With a warm start (``nets.mean_init == "prior"``), which priors compute D_k(y) once
         before the first step: the score priors themselves, or the published full-size ones
@@ -123,6 +134,7 @@ class Preset:
     color_priors: tuple[str, ...] = SMALL_COLOR_PRIORS
     gray_priors: tuple[str, ...] = SMALL_GRAY_PRIORS
     pi_score_gradient: bool = False
+    auto_beta: float | None = None
     warm_start_priors: str = "same"
 
 
@@ -131,12 +143,13 @@ PRESETS: dict[str, Preset] = {
                     color_priors=PUBLISHED_COLOR_PRIORS, gray_priors=PUBLISHED_GRAY_PRIORS, pi_score_gradient=True),
     "fast": Preset(
         name="fast",
-        n_iter=40,  # ≈ 30 s for 256×256 RGB on 2 CPU cores
+        n_iter=40,  # ≈ 40 s for 256×256 RGB on 2 CPU cores
         n_samples=1,  # M = 1: one prior call per component and iteration
         nets=NetConfig(
             x_base=16, x_depth=3,  # 0.21 M parameters instead of 13.4 M
             aux_width=8, aux_depth=3,  # Φ/Z/Ω nets: 3 layers of 8 channels
-            residual_mean=True, mean_init="prior",  # warm start: µ_k = D_k(y) + residual (zero at start)
+            residual_mean=True,  # warm start: µ_k = (start image) + residual (zero at start) ...
+            mean_init="auto",  # ... the start through PD-2 + refinement where the noise is correlated, else D_k(y)
             init_log_var=-6.0,  # σ_k starts at 0.05, not ≈ 1
             phi_from_hyperprior=True,  # q(φ) starts at the hyperprior Gamma(1, β)
         ),
@@ -146,6 +159,9 @@ PRESETS: dict[str, Preset] = {
         restart=False,  # the rule would double the time; σ starts at 0.05 and stays near it
         score_zero_mean=True,  # measured: without it the interim priors' colour bias drifts SIDD to 11 dB
         max_side=512,
+        color_priors=PUBLISHED_COLOR_PRIORS[:1],  # K = 1: one published prior costs what 9 small ones do
+        gray_priors=PUBLISHED_GRAY_PRIORS[:1],
+        auto_beta=0.02,  # the paper's heavy-noise β for every image: beat β from δ on every ablation crop
     ),
 }
 
