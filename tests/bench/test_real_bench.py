@@ -104,3 +104,33 @@ def test_shards_split_the_work_and_share_one_folder(tmp_path, sidd_like, countin
     assert len(counting_method) == 3
     with pytest.raises(DenoiselabError, match="shard"):
         run_real_benchmark(["flat"], [sidd_like], out, crop=32, shard=(2, 2), progress=False)
+
+
+def test_cli_runs_the_cpu_budget_baselines_with_their_budgets_and_resumes(tmp_path, sidd_like, monkeypatch):
+    """dip-cpu / self2self-cpu / apbsn-single-cpu: the authors' function with only the iteration
+    count cut (and its progress bar on); a second run finds every row done and calls nothing."""
+    from denoiselab.baselines import apbsn, dip, self2self
+
+    calls = []
+
+    def fake(name):
+        def run(noisy, **kw):
+            calls.append((name, kw))
+            return noisy
+
+        return run
+
+    monkeypatch.setattr(dip, "dip", fake("dip"))
+    monkeypatch.setattr(self2self, "self2self", fake("self2self"))
+    monkeypatch.setattr(apbsn, "apbsn", fake("apbsn"))
+    args = ["bench", "--method", "dip-cpu", "--method", "self2self-cpu", "--method", "apbsn-single-cpu",
+            "--dataset", str(sidd_like), "--out", str(tmp_path / "o"), "--limit", "1", "--device", "cpu"]
+    assert main(args) == 0
+    got = {name: kw for name, kw in calls}
+    assert got["dip"]["iterations"] == bench_methods.DIP_CPU["iterations"] == 450
+    assert got["self2self"]["iterations"] == bench_methods.SELF2SELF_CPU["iterations"] == 1700
+    assert got["apbsn"]["iterations"] == bench_methods.APBSN_CPU["iterations"] == 40
+    assert all(kw["progress"] is True and set(kw) == {"iterations", "progress", "seed", "device"} for kw in got.values())
+    rows = read_csv(tmp_path / "o" / "results.csv", TEXT_COLUMNS)
+    assert sorted(r["method"] for r in rows) == ["apbsn-single-cpu", "dip-cpu", "self2self-cpu"]
+    assert main(args) == 0 and len(calls) == 3  # resumed: nothing recomputed

@@ -8,6 +8,7 @@ and ignores it. Heavy imports happen inside the functions, so listing methods is
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,19 +62,14 @@ def _pd(noisy, clean, seed, device):
 NN_BM3D_CPU = dict(outer_iterations=5, inner_iterations=50, base=8, depth=3, identity_start=True)
 
 
-def _nn_bm3d(**settings):
+def _baseline(module: str, **settings):
+    """run(noisy, clean, seed, device) -> ``denoiselab.baselines.<module>.<module>(noisy, seed=,
+    device=, **settings)``, imported at the first call (listing methods stays cheap)."""
     def run(noisy, clean, seed, device):
-        from ..baselines.nn_denoiser import nn_denoiser
-
-        return nn_denoiser(noisy, seed=seed, device=device, **settings)
+        fn = getattr(importlib.import_module(f"..baselines.{module}", __package__), module)
+        return fn(noisy, seed=seed, device=device, **settings)
 
     return run
-
-
-def _dip(noisy, clean, seed, device):
-    from ..baselines.dip import dip
-
-    return dip(noisy, seed=seed, device=device)
 
 
 def _dip_oracle(noisy, clean, seed, device):
@@ -82,16 +78,16 @@ def _dip_oracle(noisy, clean, seed, device):
     return dip(noisy, reference=clean, seed=seed, device=device)
 
 
-def _self2self(noisy, clean, seed, device):
-    from ..baselines.self2self import self2self
-
-    return self2self(noisy, seed=seed, device=device)
-
-
-def _apbsn(noisy, clean, seed, device):
-    from ..baselines.apbsn import apbsn
-
-    return apbsn(noisy, seed=seed, device=device)
+#: CPU budgets of the slow single-image baselines: about 20 minutes per 256² RGB crop on 2 cores,
+#: as iteration counts (the result must not depend on the machine's speed), read off their
+#: convergence curves (``benchmarks/baseline_curves.py``: 1 thread, 256² dev crops; 2 threads run
+#: about 1.65× faster on these nets). Everything else is the authors' setting; each stops after a
+#: fixed iteration count, as its authors' code does (DIP's 1800 iterations are its early stop).
+#: Runs of 20 minutes show their own progress bar (iterations) under bench's.
+#: The curves: DIP 4.3 s, Self2Self 1.1 s, APBSN-single 48 s per iteration on one thread.
+DIP_CPU = dict(iterations=450)  # authors: 1800
+SELF2SELF_CPU = dict(iterations=1700)  # authors: 150 000
+APBSN_CPU = dict(iterations=40)  # authors (single image, ScoreDVI §4.2): 1000
 
 
 def paper_beta(dataset: str) -> float | str:
@@ -117,13 +113,18 @@ METHODS: dict[str, BenchMethod] = {m.name: m for m in [
     BenchMethod("noisy", _noisy, None, "the noisy input itself (reference row)"),
     BenchMethod("bm3d", _bm3d, "BM3D", "BM3D/CBM3D, σ from estimate_real_noise (as denoise --sigma auto)"),
     BenchMethod("pd-denoising", _pd, "PD-denoising", "PD-2 + our blind BF-DnCNN + PD refinement"),
-    BenchMethod("nn-bm3d", _nn_bm3d(), "NN+denoiser", "NN+BM3D (Zheng et al. 2021), the authors' settings (GPU)"),
-    BenchMethod("nn-bm3d-cpu", _nn_bm3d(**NN_BM3D_CPU), "NN+denoiser",
+    BenchMethod("nn-bm3d", _baseline("nn_denoiser"), "NN+denoiser", "NN+BM3D (Zheng et al. 2021), the authors' settings (GPU)"),
+    BenchMethod("nn-bm3d-cpu", _baseline("nn_denoiser", **NN_BM3D_CPU), "NN+denoiser",
                 "NN+BM3D on a CPU budget: 5 sweeps × 50 steps, small identity-start UNets"),
-    BenchMethod("dip", _dip, None, "deep image prior, fixed iteration count"),
+    BenchMethod("dip", _baseline("dip"), None, "deep image prior, the authors' fixed 1800 iterations"),
+    BenchMethod("dip-cpu", _baseline("dip", **DIP_CPU, progress=True), None, "deep image prior on a CPU budget: 450 of the authors' 1800 iterations"),
     BenchMethod("dip-oracle", _dip_oracle, "DIP", "deep image prior, best iteration picked with the ground truth (as the paper)"),
-    BenchMethod("self2self", _self2self, "Self2Self", "Self2Self with dropout ensemble"),
-    BenchMethod("apbsn-single", _apbsn, "APBSN-single", "AP-BSN trained on the one noisy image (PD 5 / 2)"),
+    BenchMethod("self2self", _baseline("self2self"), "Self2Self", "Self2Self with dropout ensemble"),
+    BenchMethod("self2self-cpu", _baseline("self2self", **SELF2SELF_CPU, progress=True), "Self2Self",
+                "Self2Self on a CPU budget: 1700 of the authors' 150 000 iterations"),
+    BenchMethod("apbsn-single", _baseline("apbsn"), "APBSN-single", "AP-BSN trained on the one noisy image (PD 5 / 2)"),
+    BenchMethod("apbsn-single-cpu", _baseline("apbsn", **APBSN_CPU, progress=True), "APBSN-single",
+                "APBSN-single on a CPU budget: 40 of 1000 iterations"),
     BenchMethod("scoredvi-fast", _scoredvi("fast"), "ScoreDVI", "ScoreDVI, CPU preset"),
     BenchMethod("scoredvi-paper", _scoredvi("paper", beta_per_dataset=True), "ScoreDVI",
                 "ScoreDVI, the paper's settings and priors, β per dataset as §4.1", per_dataset=True),
