@@ -399,3 +399,42 @@ def test_auto_beta_is_the_presets_rule(priors3):
     delta = from_delta.record["delta255"][0]
     assert from_delta.record["beta"] == pytest.approx([float(choose_beta(torch.tensor([delta]))[0])])
     assert get_preset("fast").auto_beta == 0.02 and get_preset("paper").auto_beta is None
+
+
+def test_phi_net_starts_at_the_hyperprior_per_image():
+    from denoiselab.scoredvi.nets import PosteriorNets
+
+    cfg = NetConfig(x_base=4, x_depth=2, aux_width=4, aux_depth=3, phi_from_hyperprior=True)
+    beta = torch.tensor([0.005, 0.02])
+    th = PosteriorNets(2, 3, 2, cfg, torch.Generator().manual_seed(0), beta=beta)(_tiny_image(size=16).expand(2, -1, -1, -1))
+    # near Gamma(α = 1, β), the hyperprior (the head's weights are scaled down, its bias sets the level)
+    assert th.alpha.log().abs().median() < 0.1
+    torch.testing.assert_close(th.beta.flatten(1).median(1).values, beta, rtol=0.15, atol=0)
+    plain = PosteriorNets(2, 3, 2, replace_nets(cfg, phi_from_hyperprior=False), torch.Generator().manual_seed(0), beta=beta)
+    assert (plain(_tiny_image(size=16).expand(2, -1, -1, -1)).beta.flatten(1).median(1).values / beta).min() > 10
+
+
+def test_zero_mean_score_stops_a_colour_biased_prior_from_moving_the_mean_colour():
+    """A prior that adds a constant colour cast shifts the output's mean colour, unless the score is zero-mean."""
+    y = _tiny_image(size=16, sigma=0.05)
+    cast = torch.tensor([0.1, -0.1, 0.05]).view(1, 3, 1, 1)
+    priors = [lambda v, s: v + cast] * 2
+    means = {}
+    for flag in (False, True):
+        cfg = get_preset(TINY, n_iter=30, lr=3e-3, score_zero_mean=flag)
+        out = scoredvi(y, preset=cfg, priors=priors, beta=0.02, progress=False, device="cpu").image
+        means[flag] = (out - y).mean(dim=(0, 2, 3))
+    assert means[True].abs().max() < 0.2 * means[False].abs().max()
+    assert means[False][0] > 0.005  # the cast does move it without
+
+
+def test_output_moving_average_settings():
+    """ema_from_y with weight 1 returns y untouched; weight 0 from the first iterate returns the last iterate."""
+    y = _tiny_image(size=16)
+    ident = [lambda v, s: v] * 2
+    keep_y = scoredvi(y, preset=get_preset(TINY, n_iter=3, ema=1.0, ema_from_y=True), priors=ident, progress=False, device="cpu")
+    torch.testing.assert_close(keep_y.image, y)
+    seen = []
+    last = scoredvi(y, preset=get_preset(TINY, n_iter=3, ema=0.0, ema_from_y=False), priors=ident, progress=False,
+                    device="cpu", callback=lambda st: seen.append((st["theta"].pi * st["theta"].mu).sum(1).clone()))
+    torch.testing.assert_close(last.image, seen[-1])
