@@ -126,7 +126,7 @@ class _Adam:
     """Adam (Kingma & Ba 2015) with PyTorch's defaults and update formula, in a few foreach ops.
 
     Used instead of ``torch.optim.Adam`` because the first optimizer built in a process imports
-    ``torch._dynamo`` (4-12 s on our 2-core CPU), which is most of a 30 s budget for one image.
+    ``torch._dynamo`` (4-12 s on our 2-core CPU), a large part of a 45 s budget for one image.
     """
 
     def __init__(self, params: list[Tensor], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
