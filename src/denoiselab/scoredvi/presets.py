@@ -36,7 +36,7 @@ mixture weights π (``pi_score_gradient``: the unit returns z, so π_k receives 
 (``benchmarks/scoredvi_ablation.py``, table in ``benchmarks/results/scoredvi_ablation/``: five
 128² dev crops, one per dataset and two for SIDD, 1 thread); the deviations are commented per
 field. On those crops ``fast`` averages 35.37 dB against ``paper``'s 34.46 (400 iterations), in
-about 14 s each instead of 55 min; 256² RGB takes 42-44 s on 2 idle cores (gray 26 s). The steps:
+about 14 s each instead of 55 min; 256² RGB takes 42-47 s on 2 idle cores (gray 26 s). The steps:
 - M = 1, 40 iterations, small nets (UNet 16 × 3 levels, 3 × 8 aux nets): from 55 min to under
   a minute, and alone a collapse (18.7 dB mean) that three start-up changes repair (33.0 dB):
   µ_k as a residual on a warm start, σ_k starting at 0.05, q(φ) starting at the hyperprior;
