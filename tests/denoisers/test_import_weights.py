@@ -117,7 +117,8 @@ def test_mohan_unet_checkpoint_computes_what_the_authors_network_computes(tmp_pa
     y = torch.rand(1, 1, *size)
     with torch.no_grad():
         assert torch.allclose(net(y, None), _unet_reference(ckpt["model"][0], y), atol=1e-5)
-        assert torch.allclose(net(3 * y, None), 3 * net(y, None), rtol=1e-4, atol=1e-5)  # bias-free
+        once = net(y, None)  # bias-free: f(3y) = 3 f(y), up to float32 rounding (outputs here reach ~50)
+        assert torch.allclose(net(3 * y, None), 3 * once, rtol=1e-4, atol=1e-5 * float(once.abs().max()))
 
 
 def test_imported_weights_load_by_name_from_a_user_folder(tmp_path, monkeypatch):
