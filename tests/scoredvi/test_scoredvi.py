@@ -50,7 +50,11 @@ def _quick_noise_estimate(request, monkeypatch):
         from denoiselab.scoredvi import core
         from denoiselab.scoredvi.prior_weight import _estimate_delta_fallback
 
-        monkeypatch.setattr(core, "estimate_delta", _estimate_delta_fallback)
+        def quick(y, *, return_correlated=False):
+            delta = _estimate_delta_fallback(y)
+            return (delta, torch.zeros(y.shape[0], dtype=torch.bool)) if return_correlated else delta
+
+        monkeypatch.setattr(core, "estimate_delta", quick)
 
 
 @pytest.fixture(scope="module")

@@ -704,6 +704,12 @@ class RealNoiseEstimate:
     correlation: Tensor
 
     @property
+    def correlated(self) -> Tensor:
+        """(B,) bool: `correlation` above the threshold at which ``stride="auto"`` picks stride 4,
+        whatever stride the levels were measured at."""
+        return self.correlation > _CORRELATION_THRESHOLD
+
+    @property
     def sigma255(self) -> list[float]:
         """`sigma` on the 0-255 scale, one float per image."""
         return [255.0 * float(s) for s in self.sigma]

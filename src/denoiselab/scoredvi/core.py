@@ -403,13 +403,13 @@ def scoredvi(
     if callback is not None and count_tiles(int(yb.shape[-2]), int(yb.shape[-1]), cfg.max_side, cfg.tile_overlap) > 1:
         raise DenoiselabError(f"callback needs an image that fits one tile (sides <= {cfg.max_side}); crop it first")
 
-    delta = estimate_delta(yb).reshape(-1).float().cpu()  # Eq. 20's δ, PD stride 4, 0-255 scale
+    # Eq. 20's δ (PD stride 4, 0-255 scale) and, from the same estimate, the white / correlated
+    # decision that picks the warm start of mean_init="auto"
+    delta, correlated = estimate_delta(yb, return_correlated=True)
+    delta = delta.reshape(-1).float().cpu()
+    if cfg.nets.mean_init != "auto":
+        correlated = None
     lam = choose_prior_weight(delta, gamma=gamma)
-    correlated = None
-    if cfg.nets.mean_init == "auto":  # the estimator's white / correlated decision picks the warm start
-        from ..noise import estimate_real_noise
-
-        correlated = (estimate_real_noise(yb).stride > 1).cpu() if min(yb.shape[-2:]) >= 28 else torch.zeros(bsz, dtype=torch.bool)
     if beta == "auto" and cfg.auto_beta is not None:
         beta_t = torch.full((bsz,), float(cfg.auto_beta))
     elif beta == "auto":

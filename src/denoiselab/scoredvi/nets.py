@@ -66,12 +66,13 @@ class NetConfig:
     phi_from_hyperprior : bool
         If True, the Φ head starts at q(φ) = Gamma(1, β), the hyperprior (log α̂ = 0, log β̂ = ln β),
         so the likelihood's precision starts near α/β instead of ≈ 1; our addition for short runs.
-    mean_init : {"y", "prior", "pd"}
+    mean_init : {"y", "prior", "pd", "auto"}
         With `residual_mean`, what µ_k is a residual on: the noisy image y, or the k-th
         prior's denoised image computed once before the first step (a warm start): D_k(y)
         ("prior"), or D_k through PD-2 and PD refinement ("pd",
         :func:`denoiselab.pixel_shuffle.pd_refine`), which sees spatially correlated real
-        noise nearly white.
+        noise nearly white; "auto": "pd" where the noise estimate finds the noise correlated,
+        "prior" elsewhere.
     align_corners : bool
         Bilinear up-sampling of the UNet with corner alignment (authors' code: True) or
         without (PyTorch's default, False).

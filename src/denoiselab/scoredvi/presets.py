@@ -114,7 +114,7 @@ class Preset:
         or None to pick among the paper's three values from the estimated δ
         (:func:`~denoiselab.scoredvi.prior_weight.choose_beta`).
     warm_start_priors : {"same", "published"}
-        With a warm start (``nets.mean_init == "prior"``), which priors compute D_k(y) once
+        With a warm start (``nets.mean_init`` other than "y"), which priors compute D_k(y) once
         before the first step: the score priors themselves, or the published full-size ones
         (one call each; the iterations then run on the cheaper score priors).
     """
@@ -143,7 +143,7 @@ PRESETS: dict[str, Preset] = {
                     color_priors=PUBLISHED_COLOR_PRIORS, gray_priors=PUBLISHED_GRAY_PRIORS, pi_score_gradient=True),
     "fast": Preset(
         name="fast",
-        n_iter=40,  # ≈ 40 s for 256×256 RGB on 2 CPU cores
+        n_iter=40,  # 42-47 s for 256×256 RGB on 2 CPU cores
         n_samples=1,  # M = 1: one prior call per component and iteration
         nets=NetConfig(
             x_base=16, x_depth=3,  # 0.21 M parameters instead of 13.4 M

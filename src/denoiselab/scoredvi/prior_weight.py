@@ -79,8 +79,12 @@ def choose_beta(delta: Tensor | float, *, l1: float = L1_DEFAULT, l2: float = L2
     return torch.where(delta > l2, torch.full_like(delta, BETAS[2]), beta)
 
 
-def estimate_delta(y: Tensor) -> Tensor:
+def estimate_delta(y: Tensor, *, return_correlated: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Noise level δ (std on the 0-255 scale) of each image, (B, C, H, W) -> (B,), float32.
+
+    With `return_correlated`, also the estimator's white / correlated decision per image
+    (:attr:`~denoiselab.noise.RealNoiseEstimate.correlated`, (B,) bool) from the same estimate;
+    all False for images too small for stride 4.
 
     δ = ⌊255·σ⌋ with σ the noise std of :func:`denoiselab.noise.estimate_real_noise` on the
     stride-4 pixel-shuffled sub-images (ScoreDVI's stride, Sec. 3.5): Liu et al.'s weak-texture
@@ -92,9 +96,11 @@ def estimate_delta(y: Tensor) -> Tensor:
     from ..noise import estimate_real_noise
 
     if min(y.shape[-2:]) < 28:
-        return _estimate_delta_fallback(y)
-    sigma = estimate_real_noise(y, stride=4).sigma.to(torch.float32).cpu()
-    return torch.floor(255.0 * sigma + 1e-4)
+        delta = _estimate_delta_fallback(y)
+        return (delta, torch.zeros(y.shape[0], dtype=torch.bool)) if return_correlated else delta
+    est = estimate_real_noise(y, stride=4)
+    delta = torch.floor(255.0 * est.sigma.to(torch.float32).cpu() + 1e-4)
+    return (delta, est.correlated.cpu()) if return_correlated else delta
 
 
 def _estimate_delta_fallback(y: Tensor, stride: int = 4) -> Tensor:
