@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from denoiselab.noise import estimate_noise_level_pd, estimate_real_noise
+from denoiselab.noise import bayer_demosaic, estimate_noise_level_pd, estimate_real_noise
 from denoiselab.scoredvi import estimate_delta
 
 OUT = Path(__file__).parent / "results" / "real_noise_estimation"
@@ -40,15 +39,7 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 
 def camera_pipeline(linear: np.ndarray) -> np.ndarray:
     """RGGB mosaic -> bilinear demosaic -> colour matrix -> sRGB gamma -> 8-bit JPEG q90, (H, W, 3) in [0, 1]."""
-    h, w, _ = linear.shape
-    mask = np.zeros((h, w, 3), np.float32)
-    mask[0::2, 0::2, 0] = mask[1::2, 1::2, 2] = 1
-    mask[0::2, 1::2, 1] = mask[1::2, 0::2, 1] = 1
-    mosaic = _tensor(linear * mask)
-    k_rb = torch.tensor([[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]])
-    k_g = torch.tensor([[0.0, 0.25, 0.0], [0.25, 1.0, 0.25], [0.0, 0.25, 0.0]])
-    kernels = torch.stack([k_rb, k_g, k_rb])[:, None]
-    rgb = F.conv2d(F.pad(mosaic, (1, 1, 1, 1), mode="reflect"), kernels, groups=3)[0].permute(1, 2, 0).numpy()
+    rgb = bayer_demosaic(_tensor(linear))[0].permute(1, 2, 0).numpy()
     rgb = np.clip(rgb @ CAMERA_MATRIX.T, 0, 1)
     srgb = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
     buf = io.BytesIO()

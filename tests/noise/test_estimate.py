@@ -249,3 +249,28 @@ def test_shot_read_pooled_over_channels_on_a_dark_clipped_image():
     a, b = (float(v) for v in est.shot_read(per_channel=False)[0, 0])
     assert est.shot_read().shape == (1, 3, 2) and est.shot_read(per_channel=False).shape == (1, 1, 2)
     assert abs(b ** 0.5 - 0.1) < 0.01 and a < 0.1 * 0.1 * 0.2, (a, b)  # shot² well below read²
+
+
+def test_demosaicked_noise_is_measured_per_colour_filter_site():
+    """Shot + read noise on a real photo's linear RGB, then an RGGB mosaic and bilinear demosaic.
+
+    The interpolated sites carry 1/2-1/4 of the sampled sites' variance; measured per site, the
+    estimate stays within 10 % of std(noisy - clean) (pooled it read 17 % low on CBSD68 crops).
+    """
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from denoiselab.noise import bayer_demosaic
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "sidd_18_1_clean.png"
+    srgb = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    lin = srgb ** 2.2
+    g = torch.Generator().manual_seed(0)
+    noisy_lin = lin + torch.sqrt(0.01 * lin + 4e-4) * torch.randn(lin.shape, generator=g)
+    clean, noisy = bayer_demosaic(lin), bayer_demosaic(noisy_lin)
+    truth = float((noisy - clean).std())
+    est = estimate_real_noise(noisy)
+    assert bool(est.correlated[0]) and int(est.stride[0]) == 4
+    assert abs(float(est.sigma[0]) / truth - 1) < 0.10, (float(est.sigma[0]), truth)

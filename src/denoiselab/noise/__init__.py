@@ -2,12 +2,12 @@
 
 from .estimate import (NoiseEstimate, RealNoiseEstimate, estimate_noise_function, estimate_noise_level_pd,
                        estimate_real_noise, estimate_sigma)
-from .models import add_correlated_noise, add_gaussian_noise, add_poisson_gaussian_noise, poisson_gaussian_sigma
+from .models import add_correlated_noise, add_gaussian_noise, add_poisson_gaussian_noise, bayer_demosaic, poisson_gaussian_sigma
 from .schedules import sigmas_geometric
 
 __all__ = [
     "NoiseEstimate", "RealNoiseEstimate", "estimate_noise_function", "estimate_noise_level_pd", "estimate_real_noise",
     "estimate_sigma",
-    "add_correlated_noise", "add_gaussian_noise", "add_poisson_gaussian_noise", "poisson_gaussian_sigma",
+    "add_correlated_noise", "add_gaussian_noise", "add_poisson_gaussian_noise", "bayer_demosaic", "poisson_gaussian_sigma",
     "sigmas_geometric",
 ]

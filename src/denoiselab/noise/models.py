@@ -13,7 +13,7 @@ from torch import Tensor
 from ..denoisers.protocol import as_sigma
 from ..errors import DenoiselabError
 
-__all__ = ["add_gaussian_noise", "add_poisson_gaussian_noise", "poisson_gaussian_sigma", "add_correlated_noise"]
+__all__ = ["add_gaussian_noise", "add_poisson_gaussian_noise", "poisson_gaussian_sigma", "add_correlated_noise", "bayer_demosaic"]
 
 
 def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -104,3 +104,42 @@ def add_correlated_noise(x: Tensor, sigma: float, *, correlation_px: float = 1.0
     n = torch.nn.functional.pad(n, (radius,) * 4, mode="circular")
     n = torch.nn.functional.conv2d(n, k2.expand(c, 1, -1, -1).contiguous(), groups=c)
     return x + sigma * n
+
+
+def bayer_demosaic(x: Tensor) -> Tensor:
+    """Sample RGB images on an RGGB colour-filter array and interpolate them back bilinearly.
+
+    A stand-in for a camera's demosaicking: each output pixel keeps the one colour its site
+    sampled and averages the others from its 2 or 4 nearest sites of that colour, so noise
+    added before this step becomes spatially correlated and its variance depends on the
+    site's place in the 2×2 cell (an interpolated red or blue value averages 2 or 4 samples:
+    1/2 or 1/4 of the variance). Borders are reflected.
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, 3, H, W)
+        Linear RGB images (any scale), H and W even.
+
+    Returns
+    -------
+    Tensor, shape (B, 3, H, W)
+        The demosaicked images, same dtype and device.
+
+    Examples
+    --------
+    >>> x = torch.rand(1, 3, 8, 8)
+    >>> y = bayer_demosaic(x)
+    >>> bool(torch.equal(y[0, 0, 0::2, 0::2], x[0, 0, 0::2, 0::2]))   # red sites keep their red
+    True
+    >>> bool(torch.allclose(bayer_demosaic(torch.full((1, 3, 4, 4), 0.5)), torch.tensor(0.5)))
+    True
+    """
+    if x.ndim != 4 or x.shape[1] != 3 or x.shape[-2] % 2 or x.shape[-1] % 2:
+        raise DenoiselabError(f"bayer_demosaic needs (B, 3, H, W) images with even H and W, got shape {tuple(x.shape)}")
+    mask = torch.zeros_like(x[:1])
+    mask[0, 0, 0::2, 0::2] = mask[0, 2, 1::2, 1::2] = 1
+    mask[0, 1, 0::2, 1::2] = mask[0, 1, 1::2, 0::2] = 1
+    k_rb = torch.tensor([[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]], dtype=x.dtype, device=x.device)
+    k_g = torch.tensor([[0.0, 0.25, 0.0], [0.25, 1.0, 0.25], [0.0, 0.25, 0.0]], dtype=x.dtype, device=x.device)
+    kernels = torch.stack([k_rb, k_g, k_rb])[:, None]
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x * mask, (1, 1, 1, 1), mode="reflect"), kernels, groups=3)
