@@ -14,6 +14,8 @@ from denoiselab.noise import (
     estimate_sigma,
 )
 
+from ..conftest import DATA, needs_data
+
 torch.set_num_threads(1)
 
 
@@ -274,3 +276,25 @@ def test_demosaicked_noise_is_measured_per_colour_filter_site():
     est = estimate_real_noise(noisy)
     assert bool(est.correlated[0]) and int(est.stride[0]) == 4
     assert abs(float(est.sigma[0]) / truth - 1) < 0.10, (float(est.sigma[0]), truth)
+
+
+
+@needs_data("test", "synthetic", "Kodak24", "kodim01.png")
+def test_little_white_noise_on_texture_is_not_taken_for_correlated_noise():
+    """SVNR's lowest level (read 0.01, shot 0.02, linear) on a textured 128² crop is white: stride 1.
+
+    The old rule (noise std at stride 1 against stride 4) read it as correlated (0.78): the
+    stride-4 sub-images' aliased texture looked like noise. The same noise demosaicked is correlated.
+    """
+    from denoiselab.datasets import center_crop
+    from denoiselab.io import read_image
+    from denoiselab.noise import bayer_demosaic
+    from denoiselab.svnr import add_svnr_noise, to_linear, to_srgb
+
+    clean = center_crop(read_image(DATA / "test" / "synthetic" / "Kodak24" / "kodim01.png").array, 128)
+    x_lin = to_linear(torch.from_numpy(clean).permute(2, 0, 1)[None])
+    y, _ = add_svnr_noise(x_lin, 0.01, 0.02, generator=torch.Generator().manual_seed(0))
+    white = estimate_real_noise(to_linear(to_srgb(y.clamp(0, 1))))
+    demosaicked = estimate_real_noise(bayer_demosaic(y))
+    assert not bool(white.correlated[0]) and int(white.stride[0]) == 1, float(white.correlation[0])
+    assert bool(demosaicked.correlated[0]) and int(demosaicked.stride[0]) == 4, float(demosaicked.correlation[0])
