@@ -298,3 +298,27 @@ def test_little_white_noise_on_texture_is_not_taken_for_correlated_noise():
     demosaicked = estimate_real_noise(bayer_demosaic(y))
     assert not bool(white.correlated[0]) and int(white.stride[0]) == 1, float(white.correlation[0])
     assert bool(demosaicked.correlated[0]) and int(demosaicked.stride[0]) == 4, float(demosaicked.correlation[0])
+
+
+@needs_data("test", "synthetic", "Kodak24", "kodim01.png")
+def test_shot_read_fit_ignores_levels_measured_on_texture_only():
+    """kodim01 (128², read 0.01, shot 0.02): the busy intensities have no flat patch and read about
+    2x the noise; flagged unreliable, they no longer pull the shot term up (0.048 before, true 0.02)."""
+    from denoiselab.datasets import center_crop
+    from denoiselab.io import read_image
+    from denoiselab.svnr import add_svnr_noise, to_linear, to_srgb
+
+    clean = center_crop(read_image(DATA / "test" / "synthetic" / "Kodak24" / "kodim01.png").array, 128)
+    y, _ = add_svnr_noise(to_linear(torch.from_numpy(clean).permute(2, 0, 1)[None]), 0.01, 0.02,
+                          generator=torch.Generator().manual_seed(0))
+    est = estimate_real_noise(to_linear(to_srgb(y.clamp(0, 1))))
+    assert est.reliable.shape == est.levels.shape and 0 < float(est.reliable.mean()) < 1
+    a, b = (float(v) for v in est.shot_read(per_channel=False)[0, 0])
+    assert abs(b ** 0.5 - 0.01) < 0.002 and a ** 0.5 < 0.035, (b ** 0.5, a ** 0.5)
+
+
+def test_levels_of_a_flat_noisy_image_are_all_reliable():
+    g = torch.Generator().manual_seed(0)
+    x = torch.linspace(0.2, 0.8, 128).repeat(1, 3, 128, 1)
+    est = estimate_real_noise(x + 0.03 * torch.randn(x.shape, generator=g))
+    assert bool((est.reliable == 1).all())

@@ -219,7 +219,8 @@ def _sigma_pca_plane(plane: Tensor, n: int) -> Tensor:
     return _pca_select(x, xi.reshape(-1).double(), n)
 
 
-def _pca_select(x: Tensor, xi: Tensor, n: int, *, unbias: bool = False) -> Tensor:
+def _pca_select(x: Tensor, xi: Tensor, n: int, *, unbias: bool = False,
+                return_reliable: bool = False) -> Tensor | tuple[Tensor, bool]:
     """Liu et al. 2013, Alg. 1, on mean-removed patches `x` (L, n²) with texture strengths `xi` (L,).
 
     One pass builds the moments of all patches; each iteration then only adds and removes the
@@ -228,8 +229,13 @@ def _pca_select(x: Tensor, xi: Tensor, n: int, *, unbias: bool = False) -> Tenso
     Marchenko-Pastur lower edge (1 - sqrt(p/m))² (p = n² - 1 dimensions off the mean, m kept
     patches), its expected shortfall for pure noise: on the plain estimator this matches the
     measured bias (-1.4 % in σ at 512², -2.8 % at 256², -5.8 % at 128², -12 % at 64²).
+    With `return_reliable`, also whether any patch looked flat: False when, at the level of all
+    patches together, too few pass the weak-texture test to start the selection (the
+    returned variance is then measured on texture, an upper bound of the noise's). A selection
+    that starts and later runs dry (signal-dependent noise within the class) still counts.
     """
     tau0 = _texture_threshold(n, _CONFIDENCE)
+    reliable = True
     d = n * n
     mask = torch.ones_like(xi, dtype=torch.bool)
     moments = (x.sum(0).double(), (x.T @ x).double())
@@ -240,10 +246,11 @@ def _pca_select(x: Tensor, xi: Tensor, n: int, *, unbias: bool = False) -> Tenso
         return _min_eig_off_dc(cov[None])[0]
 
     var = covariance_min_eig(moments, x.shape[0])  # initial estimate from all patches ([1], Alg. 1)
-    for _ in range(_MAX_PCA_ITER):
+    for step in range(_MAX_PCA_ITER):
         new_mask = xi < tau0 * var  # weak texture: ξ < τ = σ²·F⁻¹(δ; r/2, 2tr/r) ([1], Alg. 1)
         count = int(new_mask.sum())
         if count <= 2 * d:  # too few patches for a d×d covariance: keep the last estimate
+            reliable = step > 0
             break
         moments = _update_moments(moments, x, mask, new_mask)
         mask = new_mask
@@ -255,7 +262,7 @@ def _pca_select(x: Tensor, xi: Tensor, n: int, *, unbias: bool = False) -> Tenso
     if unbias:
         ratio = math.sqrt((d - 1) / max(int(mask.sum()), d))
         var = var / (1.0 - min(ratio, 0.5)) ** 2  # Marchenko-Pastur lower edge, capped at 4x
-    return var
+    return (var, reliable) if return_reliable else var
 
 
 def _sigma_mad(y: Tensor) -> Tensor:
@@ -413,16 +420,20 @@ class NoiseEstimate:
         return a * x.clamp_min(0.0).pow(2.0 * self.gamma) + bb
 
 
-def _fit_variance_model(t: Tensor, s: Tensor, *, start: Tensor | None = None, n_irls: int = 4) -> Tensor:
+def _fit_variance_model(t: Tensor, s: Tensor, *, start: Tensor | None = None, n_irls: int = 4,
+                        weights: Tensor | None = None) -> Tensor:
     """MLE of (a, b) >= 0 in s ~ σ²·χ²₁ with σ² = a·t + b, t = μ^(2γ), over the kept patches.
 
     `t`, `s`: (K,) float64. Fisher scoring of [2]'s Gaussian likelihood
     Σ s/(2σ²) + log(σ²)/2, which is weighted least squares of s on (t, 1) with weights
     1/σ²(t)², re-weighted `n_irls` times from `start` (or from an unweighted fit); each step
-    is a closed-form 2×2 solve with a two-variable active set for a, b >= 0. Returns (2,).
+    is a closed-form 2×2 solve with a two-variable active set for a, b >= 0. `weights` (K,)
+    multiply those of the points. Returns (2,).
     """
     floor = 1e-3 * s.mean() + 1e-20  # guards the 1/σ⁴ weights where σ² -> 0
     cols = torch.stack([torch.ones_like(t), t, t * t, s, t * s])  # (5, K): one pass per step
+    if weights is not None:
+        cols = cols * weights
     a, b = (start[0], start[1]) if start is not None else (None, None)
     for _ in range(n_irls + (start is None)):
         if a is None:
@@ -697,6 +708,10 @@ class RealNoiseEstimate:
         (smallest over median eigenvalue of their covariance, relative to white noise's;
         :func:`_flat_spectrum_ratio`): 0 for white noise, 0.35-0.85 for demosaicked and
         processed photos (SIDD, PolyU, CC); above 0.2 the noise counts as correlated. float64.
+    reliable : Tensor, shape (B, C, K)
+        Fraction of each level's intensity classes whose weak-texture selection found flat
+        patches; 0 where a class holds only texture, whose measured variance is then an upper
+        bound of the noise's (busy intensities of textured, little-noise images). float64.
     """
 
     sigma: Tensor
@@ -704,6 +719,7 @@ class RealNoiseEstimate:
     variances: Tensor
     stride: Tensor
     correlation: Tensor
+    reliable: Tensor
 
     @property
     def correlated(self) -> Tensor:
@@ -777,11 +793,22 @@ class RealNoiseEstimate:
         of the Gaussian whose clipped values have the measured mean and variance
         (:func:`_declip`; at 0 for levels below 0.5, at 1 above), and the model is fitted to
         those, with μ floored at 0.
+
+        Levels that were measured on texture only (`reliable` 0: no flat patch in the class)
+        are upper bounds and get weight 0.01 when at least two levels of the group are
+        reliable. On textured 128² crops with little noise those classes read about twice the
+        true σ and had pulled the shot term up 2.4× (kodim01: 0.048 for a true 0.02; 0.028 now).
         """
         b, c, _ = self.levels.shape
         groups = b * c if per_channel else b
         mu, var = _declip(self.levels.reshape(groups, -1), self.variances.reshape(groups, -1))
-        rows = [_fit_variance_model(m.clamp_min(0.0), v) for m, v in zip(mu, var)]
+        held = self.reliable.reshape(groups, -1)
+        rows = []
+        for m, v, r in zip(mu, var, held):
+            # levels measured on texture (no flat patch found) are upper bounds: nearly ignored
+            # where at least two levels were measured on flat patches
+            weights = 0.01 + 0.99 * r if int((r > 0.5).sum()) >= 2 else None
+            rows.append(_fit_variance_model(m.clamp_min(0.0), v, weights=weights))
         return torch.stack(rows).reshape(b, c if per_channel else 1, 2)
 
 
@@ -825,8 +852,10 @@ def _noise_levels_group(planes: Tensor, n: int, q: int, n_levels: int,
     size; Liu et al. 2013's weak-texture PCA ([1], Alg. 1) runs in each class, and with
     `phases` (groups of plane indices) on each group's patches of the class separately, the
     class variance being the groups' mean. Returns the
-    levels (median patch mean per class) and the variances, (K,) float64 each, K <= n_levels
-    (classes too small for a reliable smallest eigenvalue are dropped; at least one is kept).
+    levels (median patch mean per class), the variances and whether each was measured on flat
+    patches (1.0) or on texture only (0.0, see :func:`_pca_select`), (K,) float64 each,
+    K <= n_levels (classes too small for a reliable smallest eigenvalue are dropped; at least
+    one is kept).
     """
     d = n * n
     xi, mu = _patch_maps(planes, n, q)
@@ -837,12 +866,14 @@ def _noise_levels_group(planes: Tensor, n: int, q: int, n_levels: int,
     k = max(1, min(n_levels, order.numel() // (_MIN_PATCHES_PER_DIM * d)))
     plane_of = torch.arange(planes.shape[0]).repeat_interleave(x.shape[0] // planes.shape[0])
     groups = [torch.ones_like(plane_of, dtype=torch.bool)] if phases is None else [torch.isin(plane_of, p) for p in phases]
-    levels, variances = [], []
+    levels, variances, reliable = [], [], []
     for idx in torch.tensor_split(order, k):
         levels.append(mu[idx].median())
         parts = [idx[g[idx]] for g in groups]  # [1] Alg. 1 per class (and per CFA phase, averaged)
-        variances.append(torch.stack([_pca_select(x.index_select(0, i), xi[i], n, unbias=True) for i in parts]).mean())
-    return torch.stack(levels), torch.stack(variances)
+        found = [_pca_select(x.index_select(0, i), xi[i], n, unbias=True, return_reliable=True) for i in parts]
+        variances.append(torch.stack([f[0] for f in found]).mean())
+        reliable.append(torch.tensor(float(all(f[1] for f in found)), dtype=torch.float64))
+    return torch.stack(levels), torch.stack(variances), torch.stack(reliable)
 
 
 def _flat_spectrum_ratio(y: Tensor, n: int) -> Tensor:
@@ -894,8 +925,9 @@ def _spectrum_off_dc(cov: Tensor) -> Tensor:
 
 
 def _noise_levels(y: Tensor, stride: int, n: int, n_levels: int, min_step: int = 1,
-                  by_phase: bool = False) -> tuple[Tensor, Tensor]:
-    """Noise level functions of the (1, C, H, W) image `y` at pixel-shuffle `stride`: (C, K) levels, variances."""
+                  by_phase: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """Noise level functions of the (1, C, H, W) image `y` at pixel-shuffle `stride`: (C, K)
+    levels, variances and the fraction of each level's classes measured on flat patches."""
     c = y.shape[1]
     s2 = stride * stride
     sub = pd_down(y, stride)  # (S, C, h, w)
@@ -906,11 +938,12 @@ def _noise_levels(y: Tensor, stride: int, n: int, n_levels: int, min_step: int =
     k = min(r[0].numel() for r in rows)
     levels = torch.stack([_pool_levels(r[0], k) for r in rows])
     variances = torch.stack([_pool_levels(r[1], k) for r in rows])
+    reliable = torch.stack([_pool_levels(r[2], k) for r in rows])
     if k >= 3:  # running median of 3 over the levels: one class of unusually flat or busy patches is an outlier
         padded = torch.cat([variances[:, :1], variances, variances[:, -1:]], dim=1)
         variances = padded.unfold(1, 3, 1).median(dim=-1).values
     variances = torch.where(variances < _ROUND_OFF_VAR, torch.zeros_like(variances), variances)
-    return levels, variances
+    return levels, variances, reliable
 
 
 def _bayer_phases(stride: int) -> list[Tensor] | None:
@@ -1050,17 +1083,19 @@ def estimate_real_noise(y: Tensor, *, stride: int | str = "auto", patch_size: in
             if fits_pd:
                 corr = (1.0 - _flat_spectrum_ratio(image, n)).clamp(0.0, 1.0)
             chosen = stride if stride != "auto" else _STRIDES[int(bool(corr > _CORRELATION_THRESHOLD))]
-            levels, variances = _noise_levels(image, chosen, n, n_levels, by_phase=bool(corr > _CORRELATION_THRESHOLD))
-            results.append((levels, variances, chosen, corr))
+            levels, variances, held = _noise_levels(image, chosen, n, n_levels, by_phase=bool(corr > _CORRELATION_THRESHOLD))
+            results.append((levels, variances, chosen, corr, held))
     first = results[0][2]
     _warn_few_patches(first * first * (h // first - n + 1) * (w // first - n + 1), n, "estimate_real_noise")
     k = min(r[0].shape[1] for r in results)
     levels = torch.stack([torch.stack([_pool_levels(row, k) for row in r[0]]) for r in results])
     variances = torch.stack([torch.stack([_pool_levels(row, k) for row in r[1]]) for r in results])
+    reliable = torch.stack([torch.stack([_pool_levels(row, k) for row in r[4]]) for r in results])
     return RealNoiseEstimate(
         sigma=variances.mean(dim=(1, 2)).sqrt().to(y.dtype),
         levels=levels,
         variances=variances,
         stride=torch.tensor([r[2] for r in results], dtype=torch.int64),
         correlation=torch.stack([r[3] for r in results]).double(),
+        reliable=reliable,
     )
