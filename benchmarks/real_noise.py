@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from denoiselab import tune_cpu_allocator
 from denoiselab.bench.real import run_real_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +51,7 @@ def main() -> None:
     p.add_argument("--reuse", nargs="+", type=Path, default=[], help="results.csv of earlier runs whose matching rows are taken over")
     p.add_argument("--quick", action="store_true", help="1 pair per dataset, 64×64 crops, noisy/bm3d/pd-denoising only")
     args = p.parse_args()
+    tune_cpu_allocator()  # as the CLI does: same results, ~1.5x faster CPU inference
     proto = dict(PROTOCOLS[args.protocol])
     if args.quick:
         proto.update(methods=["noisy", "bm3d", "pd-denoising"], limit=1, crop=64, folder=proto["folder"] + "_quick")

@@ -179,3 +179,14 @@ def test_noise_estimate_warnings_point_at_the_caller():
     with pytest.warns(UserWarning, match="patches") as record:
         denoise(noisy, "tv")
     assert record[0].filename == __file__
+
+
+def test_tune_cpu_allocator_is_accepted_and_changes_no_result():
+    import sys
+
+    y = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    net = denoiselab.load_denoiser("bfdncnn-color-s-bsd", device="cpu")
+    before = net(y, 0.1)
+    ok = denoiselab.tune_cpu_allocator()
+    assert ok is (sys.platform.startswith("linux"))  # glibc here; a no-op elsewhere
+    assert torch.equal(net(y, 0.1), before)

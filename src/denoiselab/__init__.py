@@ -6,6 +6,7 @@ The most used entry points, importable from the top level::
     x_hat = denoiselab.denoise(noisy)                       # numpy (H, W[, C]) in [0, 1], any method
     denoiser = denoiselab.load_denoiser("bfdncnn-color")   # denoiser(y, sigma) -> x_hat
     result = denoiselab.scoredvi(noisy)                     # .image, .variance, .record
+    denoiselab.tune_cpu_allocator()                         # once, early: ~1.5x faster on the CPU (glibc)
 
 Everything else lives in the subpackages: ``io``, ``noise``, ``metrics``, ``denoisers``,
 ``training``, ``scoredvi``, ``physics``, ``optim``, ``sampling``, ``svnr``, ``bench``, ``tiling``,
@@ -15,6 +16,7 @@ Everything else lives in the subpackages: ``io``, ``noise``, ``metrics``, ``deno
 import types
 
 from . import scoredvi
+from ._utils import tune_cpu_allocator
 from .api import DenoiseResult, denoise
 from .denoisers import describe_denoiser, list_denoisers, load_denoiser
 from .errors import DenoiselabError
@@ -22,7 +24,7 @@ from .scoredvi import ScoreDVIResult
 
 __version__ = "0.1.0"
 __all__ = ["DenoiseResult", "DenoiselabError", "ScoreDVIResult", "denoise", "describe_denoiser", "list_denoisers",
-           "load_denoiser", "scoredvi"]
+           "load_denoiser", "scoredvi", "tune_cpu_allocator"]
 
 
 class _CallableModule(types.ModuleType):

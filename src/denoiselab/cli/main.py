@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .._utils import tune_cpu_allocator
 from ..errors import DenoiselabError
 from .denoise import add_denoise_parser, add_report_parser, cmd_denoise, cmd_report
 from .restore import add_restore_parser, add_sample_parser, cmd_restore, cmd_sample
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     argparse with code 2.
     """
     args = _parser().parse_args(argv)
+    tune_cpu_allocator()  # ~1.5x faster CPU inference, same results (see there)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
