@@ -9,7 +9,8 @@
 Results go to benchmarks/results/<folder>/ (results.csv, summary.md, figure.png, images/);
 a run resumes from its results.csv. `--methods` runs a subset of a protocol's methods and
 `--shard I N` every N-th image: several processes may share one results folder, one per core;
-a last run without them (nothing left to compute) writes the summary over everything.
+a last run without them (nothing left to compute) writes the summary over everything, and
+`--summary-only` writes it from the rows so far while other processes are still filling them in.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     p.add_argument("--shard", type=int, nargs=2, metavar=("I", "N"), help="every N-th image from I (one process per core)")
     p.add_argument("--reuse", nargs="+", type=Path, default=[], help="results.csv of earlier runs whose matching rows are taken over")
     p.add_argument("--quick", action="store_true", help="1 pair per dataset, 64×64 crops, noisy/bm3d/pd-denoising only")
+    p.add_argument("--summary-only", action="store_true", help="compute nothing: summary and figure from the rows so far")
     args = p.parse_args()
     tune_cpu_allocator()  # as the CLI does: same results, ~1.5x faster CPU inference
     proto = dict(PROTOCOLS[args.protocol])
@@ -64,7 +66,7 @@ def main() -> None:
     out = args.out or ROOT / "benchmarks" / "results" / proto["folder"]
     paths = run_real_benchmark(methods, [args.data_root / "real" / d for d in DATASETS], out, device=args.device,
                                limit=proto["limit"], skip=proto.get("skip", 0), crop=proto["crop"], figure_images=2, reuse=args.reuse,
-                               shard=tuple(args.shard) if args.shard else None)
+                               shard=tuple(args.shard) if args.shard else None, compute=not args.summary_only)
     print(paths["summary"].read_text())
 
 

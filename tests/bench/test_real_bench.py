@@ -57,6 +57,23 @@ def test_rows_resume_summary_and_figure(tmp_path, sidd_like, counting_method):
     assert "(3)" in paths["summary"].read_text()
 
 
+def test_summary_only_computes_nothing_and_lists_budgets(tmp_path, sidd_like, counting_method):
+    """compute=False (real_noise.py --summary-only): a table from the rows so far while other
+    processes still fill in the missing ones; the summary names each method with its budget."""
+    out = tmp_path / "out"
+    run_real_benchmark(["flat"], [sidd_like], out, device="cpu", limit=1, crop=32, progress=False)
+    paths = run_real_benchmark(["flat", "dip-cpu"], [sidd_like], out, device="cpu", limit=3, crop=32, progress=False,
+                               compute=False)
+    assert len(counting_method) == 1 and len(read_csv(paths["results"], TEXT_COLUMNS)) == 1
+    summary = paths["summary"].read_text()
+    table = {}
+    for line in summary.splitlines():  # the first table (PSNR / SSIM)
+        if line.startswith("| "):
+            table.setdefault(line.split(" | ")[0], line)
+    assert "(1)" in table["| flat"] and "–" in table["| dip-cpu"]  # one row so far; none for dip-cpu
+    assert "- `dip-cpu`: deep image prior on a CPU budget: 450 of the authors' 1800 iterations" in summary
+
+
 def test_unknown_method_and_bad_dataset_fail_before_any_work(tmp_path, sidd_like):
     with pytest.raises(DenoiselabError, match="unknown bench method"):
         run_real_benchmark(["nope"], [sidd_like], tmp_path / "o", progress=False)

@@ -117,14 +117,18 @@ METHODS: dict[str, BenchMethod] = {m.name: m for m in [
     BenchMethod("nn-bm3d-cpu", _baseline("nn_denoiser", **NN_BM3D_CPU), "NN+denoiser",
                 "NN+BM3D on a CPU budget: 5 sweeps × 50 steps, small identity-start UNets"),
     BenchMethod("dip", _baseline("dip"), None, "deep image prior, the authors' fixed 1800 iterations"),
-    BenchMethod("dip-cpu", _baseline("dip", **DIP_CPU, progress=True), None, "deep image prior on a CPU budget: 450 of the authors' 1800 iterations"),
+    BenchMethod("dip-cpu", _baseline("dip", **DIP_CPU, progress=True), None, ("deep image prior on a CPU budget: 450 of the authors' 1800 iterations (about 20 min per 256² RGB crop "
+                "on 2 cores); on the convergence curves DIP still gains 1.8–17 dB between its last two scored points (the "
+                "last 5–14 of 25 minutes of one thread), so the authors' budget would be several dB higher, by how much is not measured on the CPU")),
     BenchMethod("dip-oracle", _dip_oracle, "DIP", "deep image prior, best iteration picked with the ground truth (as the paper)"),
     BenchMethod("self2self", _baseline("self2self"), "Self2Self", "Self2Self with dropout ensemble"),
     BenchMethod("self2self-cpu", _baseline("self2self", **SELF2SELF_CPU, progress=True), "Self2Self",
-                "Self2Self on a CPU budget: 1700 of the authors' 150 000 iterations"),
+                ("Self2Self on a CPU budget: 1700 of the authors' 150 000 iterations; on the curves, after 1000 it is 3–18 dB "
+                "below the paper's Self2Self row (and below the noisy input except on SIDD): far from converged")),
     BenchMethod("apbsn-single", _baseline("apbsn"), "APBSN-single", "AP-BSN trained on the one noisy image (PD 5 / 2)"),
     BenchMethod("apbsn-single-cpu", _baseline("apbsn", **APBSN_CPU, progress=True), "APBSN-single",
-                "APBSN-single on a CPU budget: 40 of 1000 iterations"),
+                ("APBSN-single on a CPU budget: 40 of 1000 iterations; on the curves, after 20–33 it is 7–20 dB below the "
+                "paper's APBSN-single row: barely trained")),
     BenchMethod("scoredvi-fast", _scoredvi("fast"), "ScoreDVI", "ScoreDVI, CPU preset"),
     BenchMethod("scoredvi-paper", _scoredvi("paper", beta_per_dataset=True), "ScoreDVI",
                 "ScoreDVI, the paper's settings and priors, β per dataset as §4.1", per_dataset=True),

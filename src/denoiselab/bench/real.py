@@ -89,7 +89,7 @@ def _as_image(out, like: np.ndarray, method: str) -> np.ndarray:
 def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: str | Path, *, device: str = "auto",
                        limit: int | None = None, crop: int | None = None, seed: int = 0, figure_images: int = 1,
                        reuse: list[str | Path] = (), shard: tuple[int, int] | None = None,
-                       skip: int = 0, progress: bool = True) -> dict[str, Path]:
+                       skip: int = 0, progress: bool = True, compute: bool = True) -> dict[str, Path]:
     """Run `methods` on every pair of `datasets`, resuming from ``out_dir/results.csv``.
 
     Parameters
@@ -121,6 +121,9 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
         Leave out the first `skip` pairs of each dataset (e.g. a held-out set after a dev subset).
     progress : bool
         tqdm bar over (image, method) runs.
+    compute : bool
+        False: run nothing, only write the summary and figure from the rows already there (a
+        partial table while long rows are still being filled in by other processes).
 
     Returns
     -------
@@ -157,7 +160,7 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
     images = [(s, i, p) for s in sets for i, p in enumerate(s)]
     if shard is not None:
         images = images[shard[0]::shard[1]]
-    todo = [(s, i, p, m) for s, i, p in images for m in runs if (m.name, s.name, p.name, crop_id) not in done]
+    todo = [(s, i, p, m) for s, i, p in images for m in runs if (m.name, s.name, p.name, crop_id) not in done and compute]
     bar = tqdm(total=len(todo), disable=not progress, desc="bench", unit="run")
     loaded: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     for s, index, pair, method in todo:
@@ -199,7 +202,8 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
 
 def summarize(rows: list[dict], methods: list[str], datasets: list[str], *, crop: int | None = None,
               device: torch.device | str = "cpu") -> str:
-    """Markdown: mean PSNR/SSIM per method × dataset beside the paper's Table 1, then mean seconds."""
+    """Markdown: mean PSNR/SSIM per method × dataset beside the paper's Table 1, mean seconds, and
+    what each method is (with its budget where that is not its authors')."""
     cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         cells[r["method"], r["dataset"]].append(r)
@@ -235,6 +239,7 @@ def summarize(rows: list[dict], methods: list[str], datasets: list[str], *, crop
         "", "## PSNR (dB) / SSIM, ours (n images; best in bold) · paper", "", markdown_table(header, quality),
         "", "## Seconds per image (wall time of the method call)", "",
         markdown_table(["method"] + datasets, speed), "",
+        "## Methods (and their budgets)", "", *(f"- `{m}`: {get_method(m).description}" for m in methods), "",
     ])
 
 
