@@ -87,7 +87,7 @@ def main() -> None:
         return
     import torch
 
-    from denoiselab.bench.tables import markdown_table, provenance
+    from denoiselab.bench.tables import write_table_summary
 
     torch.set_num_threads(args.threads)  # for the provenance line
     rows = []
@@ -101,14 +101,8 @@ def main() -> None:
         rows.append([workload, res[False]["unit"], f"{res[False]['seconds']:.3f}", f"{res[True]['seconds']:.3f}",
                      f"{res[False]['seconds'] / res[True]['seconds']:.2f}×", "yes" if res[False]["sha"] == res[True]["sha"] else "NO"])
     head = ["workload", "unit", "glibc default", "tuned", "speed-up", "identical output"]
-    text = "\n".join([
-        "# `tune_cpu_allocator`: glibc malloc keeping freed blocks (CPU)", "",
-        provenance("cpu"), "",
-        "Same process-wide setting the CLI applies at start; each cell is its own process.", "",
-        markdown_table(head, rows), ""])
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "summary.md").write_text(text)
-    print(text)
+    print(write_table_summary(OUT / "summary.md", "`tune_cpu_allocator`: glibc malloc keeping freed blocks (CPU)",
+                              "Same process-wide setting the CLI applies at start; each cell is its own process.", head, rows))
 
 
 if __name__ == "__main__":

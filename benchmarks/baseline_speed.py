@@ -23,7 +23,7 @@ import denoiselab.baselines.apbsn as apbsn_module
 import denoiselab.baselines.dip as dip_module
 import denoiselab.baselines.self2self as self2self_module
 from denoiselab import tune_cpu_allocator
-from denoiselab.bench.tables import markdown_table, provenance
+from denoiselab.bench.tables import write_table_summary
 from denoiselab.datasets import center_crop, open_pairs
 from denoiselab.metrics import psnr
 
@@ -71,13 +71,9 @@ def main() -> None:
         print(method, s0, p0, s1, p1, flush=True)
         rows.append([method, str(iterations), f"{s0:.2f}", f"{s1:.2f}", f"{s0 / s1:.2f}×", f"{p0:.4f}", f"{p1:.4f}"])
     head = ["method", "iterations", "s/it contiguous", "s/it channels-last", "speed-up", "PSNR contiguous", "PSNR channels-last"]
-    text = "\n".join(["# Memory layout of the slow baselines (CPU)", "", provenance("cpu"), "",
-                      "Centre 256² crop of SIDD validation 10_1, seed 0, allocator tuned; PSNR (dB) of the output "
-                      "after the iterations shown (early: only to see whether the result moves).", "",
-                      markdown_table(head, rows), ""])
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "summary.md").write_text(text)
-    print(text)
+    print(write_table_summary(OUT / "summary.md", "Memory layout of the slow baselines (CPU)",
+                              "Centre 256² crop of SIDD validation 10_1, seed 0, allocator tuned; PSNR (dB) of the output "
+                              "after the iterations shown (early: only to see whether the result moves).", head, rows))
 
 
 if __name__ == "__main__":

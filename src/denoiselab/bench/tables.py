@@ -97,3 +97,12 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def write_table_summary(path: Path, title: str, intro: str, header: list[str], rows: list[list[str]],
+                        device: torch.device | str = "cpu") -> str:
+    """Write (atomically) and return a one-table Markdown summary: title, provenance, intro, table."""
+    text = "\n".join([f"# {title}", "", provenance(device), "", intro, "", markdown_table(header, rows), ""])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+    return text
