@@ -64,7 +64,7 @@ def main() -> None:
     args = p.parse_args()
     tune_cpu_allocator()
     torch.set_num_threads(args.threads)
-    noisy, clean = (center_crop(a, 256) for a in next(iter(open_pairs(args.data_root / "real" / "sidd_val").head(1))).load())
+    noisy, clean = (center_crop(a, 256) for a in open_pairs(args.data_root / "real" / "sidd_val").head(1).pairs[0].load())
     rows = []
     for method, (_, _, _, iterations) in METHODS.items():
         (s0, p0), (s1, p1) = (_run(method, layout, noisy, clean) for layout in ("contiguous", "channels-last"))

@@ -66,16 +66,21 @@ def _trajectory(noisy: np.ndarray, clean: np.ndarray, seed: int) -> tuple[list[d
                   "correlated": res.record["correlated"][0] if res.record["correlated"] else None}
 
 
-def _plot(rows: list[dict], path: Path) -> None:
+def _by_crop(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Rows grouped per (dataset, image), in file order (t ascending)."""
+    runs = defaultdict(list)
+    for r in rows:
+        runs[r["dataset"], r["image"]].append(r)
+    return runs
+
+
+def _plot(runs: dict[tuple[str, str], list[dict]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = defaultdict(list)
-    for r in rows:
-        runs[r["dataset"], r["image"]].append(r)
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    datasets = list(dict.fromkeys(ds for ds, _ in runs))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         for (d, image), rs in runs.items():
@@ -96,10 +101,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _summary(rows: list[dict], path: Path, crop: int) -> str:
-    runs = defaultdict(list)
-    for r in rows:
-        runs[r["dataset"], r["image"]].append(r)
+def _summary(runs: dict[tuple[str, str], list[dict]], path: Path, crop: int) -> str:
     head = ["dataset", "image", "noisy", "true σ", "δ", "λ", "warm start (t=1)", "peak (t)", "final (t=40)",
             "final − peak", "residual std at the end"]
     body, losses = [], defaultdict(list)
@@ -133,9 +135,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows_path = args.out / "rows.csv"
     if not args.table_only:
+        done = {(r["dataset"], r["image"]) for r in (read_csv(rows_path, TEXT) if rows_path.is_file() else [])}
         for ds in args.datasets:
             for pair in _pairs(args.data_root, ds, args.skip, args.per_dataset):
-                done = {(r["dataset"], r["image"]) for r in (read_csv(rows_path, TEXT) if rows_path.is_file() else [])}
                 if (ds, pair.name) in done:
                     continue
                 noisy, clean = (center_crop(a, args.crop) for a in pair.load())
@@ -147,9 +149,9 @@ def main() -> None:
                     append_row(rows_path, {**base, **row})
                 print(ds, pair.name, f"t=1 {traj[0]['psnr']:.2f}", f"peak {max(r['psnr'] for r in traj):.2f}",
                       f"final {traj[-1]['psnr']:.2f}", flush=True)
-    rows = read_csv(rows_path, TEXT)
-    _plot(rows, args.out / "trajectories.png")
-    print(_summary(rows, args.out / "summary.md", args.crop))
+    runs = _by_crop(read_csv(rows_path, TEXT))
+    _plot(runs, args.out / "trajectories.png")
+    print(_summary(runs, args.out / "summary.md", args.crop))
 
 
 if __name__ == "__main__":

@@ -157,10 +157,10 @@ def run_real_benchmark(methods: list[str], datasets: list[str | Path], out_dir: 
                 done.add(_key(row))
                 if (row["dataset"], row["image"]) in shown:  # the figure's pictures come along
                     _copy_pictures(Path(path).parent, out, row)
-    images = [(s, i, p) for s in sets for i, p in enumerate(s)]
+    images = [(s, i, p) for s in sets for i, p in enumerate(s)] if compute else []
     if shard is not None:
         images = images[shard[0]::shard[1]]
-    todo = [(s, i, p, m) for s, i, p in images for m in runs if (m.name, s.name, p.name, crop_id) not in done and compute]
+    todo = [(s, i, p, m) for s, i, p in images for m in runs if (m.name, s.name, p.name, crop_id) not in done]
     bar = tqdm(total=len(todo), disable=not progress, desc="bench", unit="run")
     loaded: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     for s, index, pair, method in todo:
