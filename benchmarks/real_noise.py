@@ -31,11 +31,11 @@ PROTOCOLS = {
     "scoredvi-cpu": dict(folder="real_cpu_256", methods=["noisy", "bm3d", "pd-denoising", "scoredvi-fast"], limit=None, crop=256),
     # NN+BM3D, DIP, Self2Self and APBSN at the authors' budgets (hours per crop on a CPU) are left to the GPU run; the
     # CPU table has CPU budgets (about 20 min per crop each for the last three: ~31 h for all rows, filled over sessions)
-    "table1-cpu": dict(folder="table1_cpu_v2", methods=["noisy", "bm3d", "pd-denoising", "nn-bm3d-cpu", "dip-cpu", "self2self-cpu",
+    "table1-cpu": dict(folder="table1_cpu_v2", methods=["noisy", "bm3d", "bm3d-white", "pd-denoising", "nn-bm3d-cpu", "dip-cpu", "self2self-cpu",
                                                         "apbsn-single-cpu", "scoredvi-fast"], limit=8, crop=256),
     # images that neither the Table 1 subset nor the ScoreDVI ablation (its first pairs) uses
-    "heldout-cpu": dict(folder="heldout_cpu", methods=["noisy", "bm3d", "pd-denoising", "scoredvi-fast"], limit=8, skip=8, crop=256),
-    "table1-gpu": dict(folder="table1_gpu", methods=["noisy", "bm3d", "pd-denoising", "nn-bm3d", "dip", "dip-oracle",
+    "heldout-cpu": dict(folder="heldout_cpu", methods=["noisy", "bm3d", "bm3d-white", "pd-denoising", "scoredvi-fast"], limit=8, skip=8, crop=256),
+    "table1-gpu": dict(folder="table1_gpu", methods=["noisy", "bm3d", "bm3d-white", "pd-denoising", "nn-bm3d", "dip", "dip-oracle",
                                                       "self2self", "apbsn-single", "scoredvi-paper"], limit=8, crop=None),
 }
 
@@ -56,7 +56,7 @@ def main() -> None:
     tune_cpu_allocator()  # as the CLI does: same results, ~1.5x faster CPU inference
     proto = dict(PROTOCOLS[args.protocol])
     if args.quick:
-        proto.update(methods=["noisy", "bm3d", "pd-denoising"], limit=1, crop=64, folder=proto["folder"] + "_quick")
+        proto.update(methods=["noisy", "bm3d", "bm3d-white", "pd-denoising"], limit=1, crop=64, folder=proto["folder"] + "_quick")
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = args.methods or proto["methods"]

@@ -546,23 +546,30 @@ def _run_gaussian(stack: np.ndarray, name: str, denoiser, sigma: float | None, t
     out.fill(0.0)  # touched now, not tile by tile: memory is at its plateau from the first tile, so a
     # budget that does not fit fails at once, not hours into a slow method
     sigmas: list[float] = []
+    correlated: list[bool] = []
     show = progress and (n_planes * n_tiles > 1 or not network)
     with tqdm(total=n_planes * n_tiles, desc=name, unit="tile" if n_tiles > 1 else "plane", disable=not show) as bar:
         for p in range(n_planes):
             y = torch.from_numpy(stack[p]).permute(2, 0, 1)[None]  # (1, C, H, W) view, no copy
-            s = _estimate_sigma_for_caller(y) if sigma is None else sigma
+            plane_denoiser, s = denoiser, sigma
+            if sigma is None:
+                estimate = _estimate_noise_for_caller(y)
+                s = float(estimate.sigma[0])
+                if hasattr(denoiser, "for_noise"):  # it can use more than σ (BM3D: the noise's covariance)
+                    plane_denoiser = denoiser.for_noise(y, estimate)
+                    correlated.append(getattr(plane_denoiser, "noise_shape", None) is not None)
             sigmas.append(s)
-            run_tile = _tile_runner(denoiser, torch.full((1,), s, device=work_device), bar)
+            run_tile = _tile_runner(plane_denoiser, torch.full((1,), s, device=work_device), bar)
             denoise_tiled(run_tile, y, side, overlap, out=torch.from_numpy(out[p]).permute(2, 0, 1)[None])
-    return out, {"sigma": sigmas}
+    return out, {"sigma": sigmas, **({"correlated": correlated} if correlated else {})}
 
 
-def _estimate_sigma_for_caller(y: torch.Tensor) -> float:
-    """σ of one (1, C, H, W) plane by :func:`denoiselab.noise.estimate_real_noise` (warnings at the caller)."""
+def _estimate_noise_for_caller(y: torch.Tensor):
+    """:func:`denoiselab.noise.estimate_real_noise` of one (1, C, H, W) plane (warnings at the caller)."""
     from .noise import estimate_real_noise
 
     # here -> _run_gaussian -> _run_sigma_driven -> denoise -> caller (from _for_caller: + 1)
-    return float(_for_caller(estimate_real_noise, y, stacklevel=6).sigma[0])
+    return _for_caller(estimate_real_noise, y, stacklevel=6)
 
 
 def _tile_runner(denoiser, sigma: torch.Tensor, bar):

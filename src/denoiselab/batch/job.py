@@ -239,7 +239,7 @@ def _noise_record(noise: dict) -> dict:
         if key == "sigma":
             out["sigma255"] = [round(255.0 * float(v), 4) for v in values]
         else:
-            out[key] = [float(v) for v in values]
+            out[key] = [v if isinstance(v, bool) else float(v) for v in values]
     return out
 
 

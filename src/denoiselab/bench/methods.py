@@ -44,10 +44,13 @@ def _noisy(noisy, clean, seed, device):
     return noisy
 
 
-def _bm3d(noisy, clean, seed, device):
-    from ..baselines.bm3d_est import bm3d_estimated
+def _bm3d(sigma: str):
+    def run(noisy, clean, seed, device):
+        from ..baselines.bm3d_est import bm3d_estimated
 
-    return bm3d_estimated(noisy)
+        return bm3d_estimated(noisy, sigma=sigma)
+
+    return run
 
 
 def _pd(noisy, clean, seed, device):
@@ -111,7 +114,11 @@ def _scoredvi(preset: str, beta_per_dataset: bool = False):
 
 METHODS: dict[str, BenchMethod] = {m.name: m for m in [
     BenchMethod("noisy", _noisy, None, "the noisy input itself (reference row)"),
-    BenchMethod("bm3d", _bm3d, "BM3D", "BM3D/CBM3D, σ from estimate_real_noise (as denoise --sigma auto)"),
+    BenchMethod("bm3d", _bm3d("auto"), None,
+                ("BM3D/CBM3D as denoise --sigma auto: σ from estimate_real_noise and, where the noise is correlated, "
+                 "its estimated covariance (BM3D for correlated noise, Mäkinen et al. 2020)")),
+    BenchMethod("bm3d-white", _bm3d("white"), "BM3D",
+                "BM3D/CBM3D for white noise, σ from estimate_real_noise (the paper's baseline)"),
     BenchMethod("pd-denoising", _pd, "PD-denoising", "PD-2 + our blind BF-DnCNN + PD refinement"),
     BenchMethod("nn-bm3d", _baseline("nn_denoiser"), "NN+denoiser", "NN+BM3D (Zheng et al. 2021), the authors' settings (GPU)"),
     BenchMethod("nn-bm3d-cpu", _baseline("nn_denoiser", **NN_BM3D_CPU), "NN+denoiser",

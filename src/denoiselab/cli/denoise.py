@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import DenoiselabError
 
-SIGMA_HELP = "noise std on the 0-255 scale (e.g. 25), or 'auto' to estimate it from the image"
+SIGMA_HELP = ("noise std on the 0-255 scale (e.g. 25: white noise), or 'auto' to estimate it from the image "
+              "(bm3d then also estimates the noise's spatial correlation, as in camera photos, and uses it)")
 
 DENOISE_DESCRIPTION = """\
 One input file and -o FILE: denoise that image into FILE (format from FILE's extension).
@@ -228,6 +229,8 @@ def describe(record: dict) -> str:
                 f"{run.get('device')}")
     sigmas = noise.get("sigma255", [])
     sigma = f", sigma {sum(sigmas) / len(sigmas):.1f}/255" if sigmas else ""
+    if any(noise.get("correlated", [])):  # BM3D told the noise's estimated covariance, not only its std
+        sigma += " (correlated noise: its estimated covariance used)"
     return f"{record['output']}: {record['method']}{sigma}, {record['seconds']:.1f} s on {run.get('device')}"
 
 

@@ -48,18 +48,71 @@ class NumpyDenoiser:
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(y.device, y.dtype).contiguous()
 
 
+def _check_bm3d_size(image: np.ndarray) -> None:
+    h, w = image.shape[:2]
+    if min(h, w) < 8 or h * w <= 64:  # the bm3d library raises below 8 pixels and segfaults on exactly 8x8
+        raise DenoiselabError(f"BM3D needs an image larger than 8x8 pixels, this one is {w}x{h}; use another method "
+                              "(e.g. tv or bfdncnn-color)")
+
+
 def _bm3d(image: np.ndarray, sigma: float) -> np.ndarray:
     import bm3d
 
     if sigma <= 0:
         return image
-    h, w = image.shape[:2]
-    if min(h, w) < 8 or h * w <= 64:  # the bm3d library raises below 8 pixels and segfaults on exactly 8x8
-        raise DenoiselabError(f"BM3D needs an image larger than 8x8 pixels, this one is {w}x{h}; use another method "
-                              "(e.g. tv or bfdncnn-color)")
+    _check_bm3d_size(image)
     if image.shape[2] == 3:  # CBM3D: opponent colour transform, then BM3D on each channel
         return bm3d.bm3d_rgb(image, sigma)
     return bm3d.bm3d(image[..., 0], sigma)
+
+
+def _noise_psd(kernel: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The (h, w) noise power spectrum, in the ``bm3d`` package's units, of the covariance `kernel` (k, k).
+
+    The package takes white noise of std σ as the constant spectrum σ²·h·w; the spectrum of a
+    covariance is its Fourier transform (the kernel placed around pixel (0, 0), wrapped). An
+    estimated kernel can give slightly negative power at some frequencies: floored at 2 % of
+    the mean power (BM3D divides by it).
+    """
+    r = kernel.shape[0] // 2
+    wrapped = np.zeros((h, w))
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            wrapped[dy % h, dx % w] += kernel[dy + r, dx + r]
+    power = np.real(np.fft.fft2(wrapped))
+    return np.maximum(power, 0.02 * power.mean()) * (h * w)
+
+
+def _bm4d_with_trapz() -> None:
+    """bm4d 4.2.5 (under ``bm3d``) calls ``np.trapz``, removed in NumPy 2.4, on its correlated-noise
+    path only: give its module a NumPy namespace that still has it (NumPy itself is left alone)."""
+    import types
+
+    import bm4d
+
+    if not hasattr(bm4d.np, "trapz"):
+        shim = types.ModuleType("numpy")
+        shim.__dict__.update(np.__dict__)
+        shim.trapz = np.trapezoid
+        bm4d.np = shim
+
+
+def _bm3d_correlated(image: np.ndarray, sigma: float, shape: np.ndarray) -> np.ndarray:
+    """BM3D for correlated noise (Mäkinen, Azzari, Foi 2020) with covariance σ²·`shape` (C, C, k, k)."""
+    import bm3d
+
+    if sigma <= 0:
+        return image
+    _check_bm3d_size(image)
+    _bm4d_with_trapz()
+    h, w, c = image.shape
+    cov = sigma * sigma * shape
+    if c == 3:  # the opponent transform of CBM3D; its channels' noise covariance follows from the RGB one
+        z, o_max, o_min, _, a = bm3d.rgb_to(image, "opp")
+        kernels = np.einsum("ij,jkyx,ik->iyx", a, cov, a) / ((o_max - o_min) ** 2)[:, None, None]
+        out = bm3d.bm3d(z, np.stack([_noise_psd(k, h, w) for k in kernels], axis=-1), "np")
+        return bm3d.rgb_to(out, "opp", True, o_max, o_min)[0]
+    return bm3d.bm3d(image[..., 0], _noise_psd(cov[0, 0], h, w))
 
 
 def _nlm(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -90,9 +143,46 @@ def _wavelet(image: np.ndarray, sigma: float) -> np.ndarray:
                            channel_axis=-1, convert2ycbcr=image.shape[2] == 3)
 
 
-def bm3d_denoiser() -> NumpyDenoiser:
-    """BM3D (Dabov et al., IEEE TIP 2007) for gray, CBM3D for colour, via the ``bm3d`` package."""
-    return NumpyDenoiser(_bm3d, "bm3d")
+class BM3DDenoiser(NumpyDenoiser):
+    """BM3D / CBM3D, for white noise or, given the noise's covariance, for correlated noise.
+
+    Parameters
+    ----------
+    noise_shape : ndarray or Tensor, shape (C, C, k, k), optional
+        The noise covariance divided by its variance (``C_jk(d) / σ²``, σ² the mean over
+        channels of ``C_jj(0)``; :func:`denoiselab.noise.estimate_noise_covariance` gives
+        ``C``): a call with ``sigma`` then denoises noise of covariance ``σ²·noise_shape``,
+        with BM3D for correlated noise (the ``bm3d`` package's noise power spectrum, Mäkinen,
+        Azzari and Foi, IEEE TIP 2020). None (default): white noise of std ``sigma``.
+    """
+
+    def __init__(self, noise_shape: np.ndarray | Tensor | None = None):
+        if noise_shape is None:
+            super().__init__(_bm3d, "bm3d")
+        else:
+            shape = np.asarray(torch.as_tensor(noise_shape).detach().cpu().double())
+            if shape.ndim != 4 or shape.shape[0] != shape.shape[1] or shape.shape[2] != shape.shape[3] \
+                    or shape.shape[2] % 2 == 0:
+                raise DenoiselabError(f"noise_shape has shape {shape.shape}; expected (C, C, k, k) with k odd")
+            super().__init__(lambda image, sigma: _bm3d_correlated(image, sigma, shape), "bm3d (correlated noise)")
+        self.noise_shape = noise_shape
+
+    def for_noise(self, y: Tensor, estimate) -> BM3DDenoiser:
+        """The BM3D for the noise of the (1, C, H, W) image `y`, given its `estimate` (a
+        :class:`denoiselab.noise.RealNoiseEstimate`): for correlated noise, one told the noise's
+        covariance (measured on `y`); for white noise, the white-noise BM3D."""
+        from ..noise import estimate_noise_covariance
+
+        if not bool(estimate.correlated[0]) or float(estimate.sigma[0]) <= 0:
+            return BM3DDenoiser()
+        cov = estimate_noise_covariance(y, estimate=estimate)[0]
+        return BM3DDenoiser(cov / float(estimate.sigma[0]) ** 2)
+
+
+def bm3d_denoiser(noise_shape: np.ndarray | Tensor | None = None) -> BM3DDenoiser:
+    """BM3D (Dabov et al., IEEE TIP 2007) for gray, CBM3D for colour, via the ``bm3d`` package;
+    for correlated noise given its covariance shape (see :class:`BM3DDenoiser`)."""
+    return BM3DDenoiser(noise_shape)
 
 
 def nlm_denoiser() -> NumpyDenoiser:

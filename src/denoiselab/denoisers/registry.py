@@ -23,7 +23,7 @@ from .classic import bm3d_denoiser, nlm_denoiser, tv_denoiser, wavelet_denoiser
 from .weights import WEIGHTS_DIR, load_state, read_card
 
 CLASSIC = {
-    "bm3d": (bm3d_denoiser, "BM3D / CBM3D (bm3d package), needs sigma"),
+    "bm3d": (bm3d_denoiser, "BM3D / CBM3D (bm3d package), needs sigma; with sigma auto, correlated noise gets its estimated covariance"),
     "nlm": (nlm_denoiser, "non-local means (scikit-image), needs sigma"),
     "tv": (tv_denoiser, "total variation, Chambolle (scikit-image), needs sigma"),
     "wavelet": (wavelet_denoiser, "BayesShrink wavelet thresholding (scikit-image), needs sigma"),

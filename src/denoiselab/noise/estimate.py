@@ -88,6 +88,8 @@ __all__ = [
     "estimate_sigma",
     "estimate_noise_function",
     "estimate_noise_level_pd",
+    "estimate_noise_covariance",
+    "noise_covariance",
 ]
 
 _CONFIDENCE = 1.0 - 1e-6
@@ -1099,3 +1101,154 @@ def estimate_real_noise(y: Tensor, *, stride: int | str = "auto", patch_size: in
         correlation=torch.stack([r[3] for r in results]).double(),
         reliable=reliable,
     )
+
+
+_COV_WINDOW = 12  # side of the flat windows the variogram is measured in
+_COV_FAR = 4  # lag at which camera noise counts as independent (the stride-4 assumption above)
+_COV_GRID_STEP = 4  # windows on a step-4 grid: overlapping, about (H/4)·(W/4) of them
+_COV_FLAT_FRACTION = 0.1  # flattest windows kept per intensity class
+
+
+def _flat_windows(image: Tensor, n_levels: int) -> Tensor:
+    """The flattest `_COV_WINDOW`² windows of the (C, H, W) `image`, (M, C, P, P) float64.
+
+    Windows on a step-4 grid are sorted by the mean of the channel mean and cut into
+    `n_levels` classes of equal size (every intensity contributes, as in
+    :func:`estimate_real_noise`); in each, the `_COV_FLAT_FRACTION` with the least gradient
+    energy of the 2×2-box-smoothed channel mean are kept (at least 3). Smoothing first lets
+    the image's slope, not the noise, decide which windows are flat.
+    """
+    p, q = _COV_WINDOW, _COV_GRID_STEP
+    wins = image.double().unfold(1, p, q).unfold(2, p, q)  # (C, ho, wo, P, P) view
+    c, ho, wo = wins.shape[:3]
+    wins = wins.permute(1, 2, 0, 3, 4).reshape(ho * wo, c, p, p)
+    lum = wins.mean(dim=1)
+    smooth = (lum[:, 1:, 1:] + lum[:, :-1, 1:] + lum[:, 1:, :-1] + lum[:, :-1, :-1]) / 4.0
+    energy = smooth.diff(dim=1).pow(2).mean(dim=(1, 2)) + smooth.diff(dim=2).pow(2).mean(dim=(1, 2))
+    order = lum.mean(dim=(1, 2)).argsort()
+    keep = [idx[energy[idx].argsort()[:max(3, math.ceil(_COV_FLAT_FRACTION * idx.numel()))]]
+            for idx in torch.tensor_split(order, max(1, min(n_levels, order.numel() // 3)))]
+    return wins[torch.cat(keep)]
+
+
+def _lag_pairs(x: Tensor, dy: int, dx: int) -> tuple[Tensor, Tensor]:
+    """Views of `x` (..., H, W) at p and at p + (dy, dx), over the pixels p where both are inside."""
+    h, w = x.shape[-2:]
+    return (x[..., max(0, -dy):h + min(0, -dy), max(0, -dx):w + min(0, -dx)],
+            x[..., max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)])
+
+
+def _cross_variogram(wins: Tensor, dy: int, dx: int) -> Tensor:
+    """γ_jk(d) = ½·E[(x_j(p) − x_j(p+d))·(x_k(p) − x_k(p+d))] over the windows `wins` (M, C, P, P): (C, C)."""
+    a, b = _lag_pairs(wins, dy, dx)
+    diff = (a - b).flatten(2)  # (M, C, L)
+    return torch.einsum("mjl,mkl->jk", diff, diff) / (2.0 * diff.shape[0] * diff.shape[2])
+
+
+def estimate_noise_covariance(y: Tensor, *, radius: int = 3, estimate: RealNoiseEstimate | None = None,
+                              n_levels: int = _N_LEVELS) -> Tensor:
+    """Spatial and cross-channel covariance of the noise: what a denoiser for correlated noise needs.
+
+    Camera noise after demosaicking and processing is correlated between neighbouring pixels
+    (and between the colour channels); its power spectrum is far from flat. A denoiser told
+    only its std treats it as white and leaves the low-frequency part (BM3D on SIDD: about
+    6 dB worse than with the noise's spectrum, ``benchmarks/bm3d_correlated.py``). This returns
+    the covariance ``C_jk(d) = E[n_j(p)·n_k(p + d)]`` for lags ``|d| <= radius``, from which
+    the spectrum follows by a Fourier transform.
+
+    Method: in the flattest windows of every intensity class (12×12, chosen on a smoothed
+    channel mean), the cross-variogram ``γ_jk(d) = ½·E[Δ_j Δ_k]`` with ``Δ = x(p) − x(p + d)``
+    is measured; it does not need the windows' unknown mean, which a covariance of
+    mean-removed patches would confound with the noise's power at frequency 0. Noise 4 or
+    more pixels apart is taken as independent (the assumption :func:`estimate_real_noise`
+    makes when it pixel-shuffles), so the variogram's plateau ``γ(far)``, the median over
+    the lags at Chebyshev distance 4, is ``C(0)``, and ``C(d) = γ(far) − γ(d)`` (the
+    symmetric part ``½(C(d) + C(−d))``, all that a real spectrum holds). Finally the
+    covariance is scaled so that each channel's ``C_jj(0)`` equals the noise variance of
+    :func:`estimate_real_noise` (the mean of its levels): the flattest windows are
+    selected for little texture, which also favours quiet ones, so their plateau reads low,
+    while its shape (the correlation) is what they measure well.
+
+    Parameters
+    ----------
+    y : Tensor, shape (B, C, H, W)
+        Noisy images, float, nominally [0, 1], at least 12×12 pixels (in practice 64×64 or
+        more for a stable estimate). Computed on the CPU in float64.
+    radius : int, optional
+        Largest lag R in pixels, 0 <= R <= 3 (default 3: the kernel is 7×7, the support that
+        noise independent at 4 pixels has).
+    estimate : RealNoiseEstimate, optional
+        :func:`estimate_real_noise` of `y`, when already computed (else it is computed).
+    n_levels : int, optional
+        Intensity classes the flat windows are drawn from (default 8).
+
+    Returns
+    -------
+    cov : Tensor, shape (B, C, C, 2R + 1, 2R + 1), float64
+        ``cov[b, j, k, R + dy, R + dx]`` = covariance of channel j at a pixel with channel k at
+        the pixel (dy, dx) away, on the [0, 1]² scale; symmetric in (j, k) and in d ↦ −d.
+        For white noise it is σ² at the centre of each diagonal and near 0 elsewhere.
+
+    Raises
+    ------
+    DenoiselabError
+        If `y` is not a 4-D float tensor, is smaller than 12×12, or `radius` is out of range.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> white = 0.05 * torch.randn(1, 1, 260, 260, generator=g)
+    >>> noise = (white[..., 1:, :] + white[..., :-1, :])[..., :256, :256] / 2 ** 0.5  # vertical pairs
+    >>> cov = estimate_noise_covariance(0.5 + noise, radius=1)[0, 0, 0]
+    >>> bool(abs(float(cov[0, 1] / cov[1, 1]) - 0.5) < 0.1), bool(abs(float(cov[1, 0] / cov[1, 1])) < 0.1)
+    (True, True)
+    """
+    y = _check_images(y, _COV_WINDOW)
+    if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius < _COV_FAR:
+        raise DenoiselabError(f"radius={radius!r} must be an integer from 0 to {_COV_FAR - 1}")
+    if estimate is None:
+        estimate = estimate_real_noise(y, n_levels=n_levels)
+    lags = range(-radius, radius + 1)
+    ring = [(dy, dx) for dy in range(-_COV_FAR, _COV_FAR + 1) for dx in range(-_COV_FAR, _COV_FAR + 1)
+            if max(abs(dy), abs(dx)) == _COV_FAR]
+    out = []
+    with torch.no_grad():
+        for b, image in enumerate(y.detach().cpu()):
+            wins = _flat_windows(image, n_levels)
+            gamma = torch.stack([torch.stack([_cross_variogram(wins, dy, dx) for dx in lags]) for dy in lags])
+            plateau = torch.stack([_cross_variogram(wins, dy, dx) for dy, dx in ring]).median(dim=0).values
+            cov = (plateau - gamma).permute(2, 3, 0, 1)  # (C, C, k, k)
+            scale = (estimate.variances[b].mean(dim=-1).cpu() / plateau.diagonal().clamp_min(1e-20)).sqrt()
+            out.append(cov * scale[:, None, None, None] * scale[None, :, None, None])
+    return torch.stack(out)
+
+
+def noise_covariance(noise: Tensor, *, radius: int = 3) -> Tensor:
+    """The covariance of a known noise field (``noisy - clean`` of a pair), as :func:`estimate_noise_covariance` returns it.
+
+    The reference that estimates are compared with: ``C_jk(d)``, the mean over all pixel
+    pairs at lag d (those inside the image) of ``n_j(p)·n_k(p + d)``, symmetrised
+    (``½(C(d) + C(−d))``). The noise is taken as zero-mean (no mean is removed).
+
+    Parameters
+    ----------
+    noise : Tensor, shape (B, C, H, W)
+        The noise, any scale; larger than `radius` on both sides.
+    radius : int, optional
+        Largest lag R in pixels (>= 0, default 3).
+
+    Returns
+    -------
+    cov : Tensor, shape (B, C, C, 2R + 1, 2R + 1), float64
+    """
+    if not isinstance(noise, Tensor) or noise.ndim != 4 or min(noise.shape[-2:]) <= radius:
+        raise DenoiselabError(f"noise must be a (B, C, H, W) tensor larger than radius {radius}")
+    n = noise.detach().cpu().double()
+    k = 2 * radius + 1
+    out = torch.zeros(n.shape[0], n.shape[1], n.shape[1], k, k, dtype=torch.float64)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            a, b = (v.flatten(2) for v in _lag_pairs(n, dy, dx))
+            m = a @ b.transpose(1, 2) / a.shape[2]
+            out[..., dy + radius, dx + radius] = 0.5 * (m + m.transpose(1, 2))
+    return out
