@@ -74,3 +74,15 @@ def test_api_and_bench_use_the_same_correlated_bm3d():
     white = bm3d_estimated(image, sigma="white")
     c = clean[0].permute(1, 2, 0).numpy()
     assert psnr(np.clip(bench, 0, 1), c)[0] > psnr(np.clip(white, 0, 1), c)[0] + 1.0
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+def test_gray_image_stored_as_rgb_is_denoised_not_nan(correlated):
+    """CBM3D's colour transform divides by the chroma range, which is 0 for R = G = B."""
+    noisy, clean = _pair(correlated=correlated, seed=7)
+    gray = noisy[:, :1].expand(-1, 3, -1, -1).contiguous()
+    est = estimate_real_noise(gray)
+    out = bm3d_denoiser().for_noise(gray, est)(gray, est.sigma)
+    assert bool(torch.isfinite(out).all())
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 0], out[:, 2])
+    assert _score(out[:, :1], clean[:, :1]) > _score(gray[:, :1], clean[:, :1]) + 3.0

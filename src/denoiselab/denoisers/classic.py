@@ -61,9 +61,16 @@ def _bm3d(image: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return image
     _check_bm3d_size(image)
+    if _gray_as_rgb(image):
+        return np.repeat(np.atleast_3d(bm3d.bm3d(image[..., 0], sigma)), 3, axis=2)
     if image.shape[2] == 3:  # CBM3D: opponent colour transform, then BM3D on each channel
         return bm3d.bm3d_rgb(image, sigma)
     return bm3d.bm3d(image[..., 0], sigma)
+
+
+def _gray_as_rgb(image: np.ndarray) -> bool:
+    """A gray image stored as RGB: CBM3D's colour transform divides by its chroma range, 0 here (NaN out)."""
+    return image.shape[2] == 3 and np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])
 
 
 def _noise_psd(kernel: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -107,6 +114,8 @@ def _bm3d_correlated(image: np.ndarray, sigma: float, shape: np.ndarray) -> np.n
     _bm4d_with_trapz()
     h, w, c = image.shape
     cov = sigma * sigma * shape
+    if _gray_as_rgb(image):  # its noise is the same in every channel: one gray BM3D
+        return np.repeat(np.atleast_3d(bm3d.bm3d(image[..., 0], _noise_psd(cov[0, 0], h, w))), 3, axis=2)
     if c == 3:  # the opponent transform of CBM3D; its channels' noise covariance follows from the RGB one
         z, o_max, o_min, _, a = bm3d.rgb_to(image, "opp")
         kernels = np.einsum("ij,jkyx,ik->iyx", a, cov, a) / ((o_max - o_min) ** 2)[:, None, None]
