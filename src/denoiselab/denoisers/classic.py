@@ -55,19 +55,6 @@ def _check_bm3d_size(image: np.ndarray) -> None:
                               "(e.g. tv or bfdncnn-color)")
 
 
-def _bm3d(image: np.ndarray, sigma: float) -> np.ndarray:
-    import bm3d
-
-    if sigma <= 0:
-        return image
-    _check_bm3d_size(image)
-    if _gray_as_rgb(image):
-        return np.repeat(np.atleast_3d(bm3d.bm3d(image[..., 0], sigma)), 3, axis=2)
-    if image.shape[2] == 3:  # CBM3D: opponent colour transform, then BM3D on each channel
-        return bm3d.bm3d_rgb(image, sigma)
-    return bm3d.bm3d(image[..., 0], sigma)
-
-
 def _gray_as_rgb(image: np.ndarray) -> bool:
     """A gray image stored as RGB: CBM3D's colour transform divides by its chroma range, 0 here (NaN out)."""
     return image.shape[2] == 3 and np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])
@@ -104,24 +91,28 @@ def _bm4d_with_trapz() -> None:
         bm4d.np = shim
 
 
-def _bm3d_correlated(image: np.ndarray, sigma: float, shape: np.ndarray) -> np.ndarray:
-    """BM3D for correlated noise (Mäkinen, Azzari, Foi 2020) with covariance σ²·`shape` (C, C, k, k)."""
+def _bm3d(image: np.ndarray, sigma: float, shape: np.ndarray | None = None) -> np.ndarray:
+    """BM3D / CBM3D for white noise of std `sigma`, or, given `shape` (C, C, k, k), for correlated
+    noise of covariance σ²·`shape` (Mäkinen, Azzari, Foi 2020: the package's noise-spectrum path)."""
     import bm3d
 
     if sigma <= 0:
         return image
     _check_bm3d_size(image)
-    _bm4d_with_trapz()
     h, w, c = image.shape
-    cov = sigma * sigma * shape
-    if _gray_as_rgb(image):  # its noise is the same in every channel: one gray BM3D
-        return np.repeat(np.atleast_3d(bm3d.bm3d(image[..., 0], _noise_psd(cov[0, 0], h, w))), 3, axis=2)
-    if c == 3:  # the opponent transform of CBM3D; its channels' noise covariance follows from the RGB one
-        z, o_max, o_min, _, a = bm3d.rgb_to(image, "opp")
-        kernels = np.einsum("ij,jkyx,ik->iyx", a, cov, a) / ((o_max - o_min) ** 2)[:, None, None]
-        out = bm3d.bm3d(z, np.stack([_noise_psd(k, h, w) for k in kernels], axis=-1), "np")
-        return bm3d.rgb_to(out, "opp", True, o_max, o_min)[0]
-    return bm3d.bm3d(image[..., 0], _noise_psd(cov[0, 0], h, w))
+    cov = None if shape is None else sigma * sigma * shape
+    if cov is not None:
+        _bm4d_with_trapz()
+    if c == 1 or _gray_as_rgb(image):  # gray as RGB: the same noise in every channel, one gray BM3D
+        noise = sigma if cov is None else _noise_psd(cov[0, 0], h, w)
+        return np.repeat(np.atleast_3d(bm3d.bm3d(image[..., 0], noise)), c, axis=2)
+    if cov is None:  # CBM3D: opponent colour transform, then BM3D on each channel
+        return bm3d.bm3d_rgb(image, sigma)
+    # the same transform, by hand: its channels' noise covariance follows from the RGB one
+    z, o_max, o_min, _, a = bm3d.rgb_to(image, "opp")
+    kernels = np.einsum("ij,jkyx,ik->iyx", a, cov, a) / ((o_max - o_min) ** 2)[:, None, None]
+    out = bm3d.bm3d(z, np.stack([_noise_psd(k, h, w) for k in kernels], axis=-1), "np")
+    return bm3d.rgb_to(out, "opp", True, o_max, o_min)[0]
 
 
 def _nlm(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -173,7 +164,7 @@ class BM3DDenoiser(NumpyDenoiser):
             if shape.ndim != 4 or shape.shape[0] != shape.shape[1] or shape.shape[2] != shape.shape[3] \
                     or shape.shape[2] % 2 == 0:
                 raise DenoiselabError(f"noise_shape has shape {shape.shape}; expected (C, C, k, k) with k odd")
-            super().__init__(lambda image, sigma: _bm3d_correlated(image, sigma, shape), "bm3d (correlated noise)")
+            super().__init__(lambda image, sigma: _bm3d(image, sigma, shape), "bm3d (correlated noise)")
         self.noise_shape = noise_shape
 
     def for_noise(self, y: Tensor, estimate) -> BM3DDenoiser:
