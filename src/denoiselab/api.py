@@ -286,8 +286,12 @@ def denoise(
         for the Gaussian denoisers that take one (BM3D, NLM, TV, wavelet, ...). None (default)
         estimates it per plane with :func:`denoiselab.noise.estimate_real_noise` (the noise std
         of the whole plane; pixel-shuffled when the noise is spatially correlated, as in
-        camera photos). Blind networks and ScoreDVI ignore it and nothing is estimated for
-        them; SVNR refuses it (give `read_noise` and `shot_noise`).
+        camera photos). Where it finds the noise correlated, BM3D is also told the noise's
+        estimated covariance, and NLM, TV and wavelet run on stride-2 pixel-shuffled
+        sub-images (:class:`~denoiselab.pixel_shuffle.PixelShuffleDenoiser`); ``details.noise``
+        then says so under ``"correlated_noise"``. A given `sigma` means white noise. Blind
+        networks and ScoreDVI ignore it and nothing is estimated for them; SVNR refuses it
+        (give `read_noise` and `shot_noise`).
     preset : {"fast", "paper"}, optional
         ScoreDVI only: "fast" is CPU-sized (≈ 45 s for 256×256 RGB on 2 cores); "paper" is the
         published setting (400 iterations, GPU advised).
@@ -547,6 +551,7 @@ def _run_gaussian(stack: np.ndarray, name: str, denoiser, sigma: float | None, t
     # budget that does not fit fails at once, not hours into a slow method
     sigmas: list[float] = []
     correlated: list[bool] = []
+    handling: str | None = None  # how correlated noise was handled, where it was found
     show = progress and (n_planes * n_tiles > 1 or not network)
     with tqdm(total=n_planes * n_tiles, desc=name, unit="tile" if n_tiles > 1 else "plane", disable=not show) as bar:
         for p in range(n_planes):
@@ -555,13 +560,20 @@ def _run_gaussian(stack: np.ndarray, name: str, denoiser, sigma: float | None, t
             if sigma is None:
                 estimate = _estimate_noise_for_caller(y)
                 s = float(estimate.sigma[0])
-                if hasattr(denoiser, "for_noise"):  # it can use more than σ (BM3D: the noise's covariance)
+                if hasattr(denoiser, "for_noise"):  # it adapts to correlated noise (covariance or pixel-shuffle)
                     plane_denoiser = denoiser.for_noise(y, estimate)
-                    correlated.append(getattr(plane_denoiser, "noise_shape", None) is not None)
+                    how = getattr(plane_denoiser, "correlated_noise", None)
+                    correlated.append(how is not None)
+                    handling = handling or how
             sigmas.append(s)
             run_tile = _tile_runner(plane_denoiser, torch.full((1,), s, device=work_device), bar)
             denoise_tiled(run_tile, y, side, overlap, out=torch.from_numpy(out[p]).permute(2, 0, 1)[None])
-    return out, {"sigma": sigmas, **({"correlated": correlated} if correlated else {})}
+    noise: dict = {"sigma": sigmas}
+    if correlated:
+        noise["correlated"] = correlated
+    if handling:
+        noise["correlated_noise"] = handling
+    return out, noise
 
 
 def _estimate_noise_for_caller(y: torch.Tensor):

@@ -238,6 +238,8 @@ def _noise_record(noise: dict) -> dict:
     for key, values in noise.items():
         if key == "sigma":
             out["sigma255"] = [round(255.0 * float(v), 4) for v in values]
+        elif isinstance(values, str):  # e.g. how correlated noise was handled
+            out[key] = values
         else:
             out[key] = [v if isinstance(v, bool) else float(v) for v in values]
     return out

@@ -229,8 +229,8 @@ def describe(record: dict) -> str:
                 f"{run.get('device')}")
     sigmas = noise.get("sigma255", [])
     sigma = f", sigma {sum(sigmas) / len(sigmas):.1f}/255" if sigmas else ""
-    if any(noise.get("correlated", [])):  # BM3D told the noise's estimated covariance, not only its std
-        sigma += " (correlated noise: its estimated covariance used)"
+    if noise.get("correlated_noise"):  # how the method met correlated noise (BM3D: its covariance; others: PD)
+        sigma += f" (correlated noise: {noise['correlated_noise']})"
     return f"{record['output']}: {record['method']}{sigma}, {record['seconds']:.1f} s on {run.get('device')}"
 
 

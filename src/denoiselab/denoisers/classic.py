@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DenoiselabError
+from ..pixel_shuffle import PixelShuffleDenoiser
 from .protocol import as_sigma, check_image_batch
 
 
@@ -34,8 +35,18 @@ class NumpyDenoiser:
         Shown in ``repr`` and the CLI.
     """
 
+    #: how spatially correlated noise is handled; None: taken as white (shown by the CLI, in manifests)
+    correlated_noise: str | None = None
+
     def __init__(self, fn: Callable[[np.ndarray, float], np.ndarray], name: str):
         self.fn, self.name = fn, name
+
+    def for_noise(self, y: Tensor, estimate) -> Callable[[Tensor, float | Tensor], Tensor]:
+        """The denoiser for the noise of the (1, C, H, W) image `y`, given its `estimate` (a
+        :class:`denoiselab.noise.RealNoiseEstimate`): itself for white noise; for correlated
+        noise, itself on pixel-shuffled sub-images (:class:`~denoiselab.pixel_shuffle.PixelShuffleDenoiser`,
+        PD-2 + refinement), which these white-noise methods need to see camera noise at all."""
+        return PixelShuffleDenoiser(self) if bool(estimate.correlated[0]) else self
 
     def __repr__(self) -> str:
         return f"NumpyDenoiser({self.name})"
@@ -165,6 +176,7 @@ class BM3DDenoiser(NumpyDenoiser):
                     or shape.shape[2] % 2 == 0:
                 raise DenoiselabError(f"noise_shape has shape {shape.shape}; expected (C, C, k, k) with k odd")
             super().__init__(lambda image, sigma: _bm3d(image, sigma, shape), "bm3d (correlated noise)")
+            self.correlated_noise = "its estimated covariance used"
         self.noise_shape = noise_shape
 
     def for_noise(self, y: Tensor, estimate) -> BM3DDenoiser:

@@ -1,4 +1,5 @@
-"""BM3D for correlated noise: told the noise's covariance, it removes what the white-noise BM3D leaves."""
+"""Correlated noise under ``--sigma auto``: BM3D is told the noise's covariance; NLM, TV and wavelet
+run on pixel-shuffled sub-images. Either removes what the white-noise method leaves."""
 
 import numpy as np
 import pytest
@@ -6,10 +7,11 @@ import torch
 
 from denoiselab import denoise
 from denoiselab.baselines.bm3d_est import bm3d_estimated
-from denoiselab.denoisers.classic import BM3DDenoiser, bm3d_denoiser
+from denoiselab.denoisers.classic import BM3DDenoiser, bm3d_denoiser, nlm_denoiser, tv_denoiser, wavelet_denoiser
 from denoiselab.errors import DenoiselabError
 from denoiselab.metrics import psnr
 from denoiselab.noise import add_correlated_noise, estimate_noise_covariance, estimate_real_noise
+from denoiselab.pixel_shuffle import PixelShuffleDenoiser
 
 
 def _pair(correlated: bool, side: int = 128, seed: int = 0):
@@ -86,3 +88,30 @@ def test_gray_image_stored_as_rgb_is_denoised_not_nan(correlated):
     assert bool(torch.isfinite(out).all())
     assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 0], out[:, 2])
     assert _score(out[:, :1], clean[:, :1]) > _score(gray[:, :1], clean[:, :1]) + 3.0
+
+
+@pytest.mark.parametrize("make", [tv_denoiser, wavelet_denoiser, nlm_denoiser])
+def test_white_noise_methods_pixel_shuffle_correlated_noise(make):
+    noisy, clean = _pair(correlated=True, seed=11)
+    est = estimate_real_noise(noisy)
+    adapted = make().for_noise(noisy, est)
+    assert isinstance(adapted, PixelShuffleDenoiser) and adapted.correlated_noise
+    white = _score(make()(noisy, est.sigma), clean)
+    assert _score(adapted(noisy, est.sigma), clean) > white + 0.5, white
+
+
+@pytest.mark.parametrize("make", [tv_denoiser, wavelet_denoiser, nlm_denoiser])
+def test_white_noise_methods_stay_as_they_are_on_white_noise(make):
+    noisy, _ = _pair(correlated=False, seed=13)
+    denoiser = make()
+    assert denoiser.for_noise(noisy, estimate_real_noise(noisy)) is denoiser
+
+
+def test_api_records_how_correlated_noise_was_met():
+    noisy, _ = _pair(correlated=True, seed=17)
+    image = noisy[0].permute(1, 2, 0).numpy().astype(np.float32)
+    tv = denoise(image, method="tv", return_details=True)
+    assert tv.noise["correlated"] == [True] and "pixel-shuffled" in tv.noise["correlated_noise"]
+    assert "covariance" in denoise(image, method="bm3d", return_details=True).noise["correlated_noise"]
+    given = denoise(image, method="tv", sigma=0.05, return_details=True)  # a given σ means white noise
+    assert "correlated_noise" not in given.noise
