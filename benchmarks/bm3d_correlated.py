@@ -23,7 +23,6 @@ finish (a rerun skips finished crops); ``summary.md`` is rewritten from all rows
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from collections import defaultdict
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from denoiselab.bench.tables import write_table_summary
+from denoiselab.bench.tables import append_row, read_csv, write_table_summary
 from denoiselab.datasets import center_crop, open_pairs
 from denoiselab.denoisers.classic import bm3d_denoiser
 from denoiselab.metrics import psnr
@@ -111,28 +110,29 @@ def summarise(rows: list[dict]) -> str:
                                intro, head, body)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--limit", type=int, default=4, help="crops per group (default 4)")
+def main(run_crop=run_crop, summarise=summarise, fields=FIELDS, out=OUT, doc=__doc__, limit=4) -> None:
+    """Measure every crop not yet in ``out/rows.csv``, a row as each finishes, then rewrite the summary.
+
+    ``correlated_noise.py`` runs through here with its own `run_crop`, `summarise`, `fields` and `out`.
+    """
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--limit", type=int, default=limit, help=f"crops per group (default {limit})")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-root", type=Path, default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "rows.csv"
-    rows = list(csv.DictReader(path.open())) if path.exists() else []
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "rows.csv"
+    rows = read_csv(path, text=("group", "image")) if path.exists() else []
     done = {(r["group"], r["image"]) for r in rows}
     for group, image, noisy, clean in crops(args.data_root, args.limit):
         if (group, image) in done:
             continue
-        row = {"group": group, "image": image, **{k: f"{v:.4f}" for k, v in run_crop(noisy, clean).items()}}
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, FIELDS)
-            if f.tell() == 0:
-                writer.writeheader()
-            writer.writerow(row)
+        row = {"group": group, "image": image, **run_crop(noisy, clean)}
+        append_row(path, {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()}, fields)
         rows.append(row)
-        print(group, image, {k: row[k] for k in FIELDS[2:7]}, flush=True)
+        print(group, image, {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()
+                             if k not in ("group", "image")}, flush=True)
     print(summarise(rows))
 
 

@@ -22,16 +22,14 @@ they finish (a rerun skips finished crops); ``summary.md`` is rewritten from all
 
 from __future__ import annotations
 
-import argparse
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bm3d_correlated import crops
-from denoiselab.bench.tables import append_row, read_csv, write_table_summary
+import bm3d_correlated
+from denoiselab.bench.tables import write_table_summary
 from denoiselab.denoisers.classic import nlm_denoiser, tv_denoiser, wavelet_denoiser
 from denoiselab.metrics import psnr
 from denoiselab.noise import estimate_real_noise
@@ -87,27 +85,5 @@ def summarise(rows: list[dict]) -> str:
                                intro, head, body)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--limit", type=int, default=8, help="crops per group (default 8)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--data-root", type=Path, default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "rows.csv"
-    rows = read_csv(path, text=("group", "image")) if path.exists() else []
-    done = {(r["group"], r["image"]) for r in rows}
-    for group, image, noisy, clean in crops(args.data_root, args.limit):
-        if (group, image) in done:
-            continue
-        row = {"group": group, "image": image, **run_crop(noisy, clean)}
-        append_row(path, {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()}, FIELDS)
-        rows.append(row)
-        print(group, image, {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items() if k not in ("group", "image")},
-              flush=True)
-    print(summarise(rows))
-
-
 if __name__ == "__main__":
-    main()
+    bm3d_correlated.main(run_crop, summarise, FIELDS, OUT, __doc__, limit=8)
