@@ -87,12 +87,17 @@ def run_crop(noisy: np.ndarray, clean: np.ndarray) -> dict:
     return row
 
 
-def summarise(rows: list[dict]) -> str:
+def by_group(rows: list[dict]) -> dict[str, list[dict]]:
+    """Rows by their ``group`` column, in order of first appearance."""
     groups = defaultdict(list)
     for r in rows:
         groups[r["group"]].append(r)
+    return groups
+
+
+def summarise(rows: list[dict]) -> str:
     body = []
-    for group, rs in groups.items():
+    for group, rs in by_group(rows).items():
         mean = {k: np.mean([float(r[k]) for r in rs]) for k in FIELDS[2:]}
         gain = np.mean([float(r[RUNS[2]]) - float(r[RUNS[0]]) for r in rs])
         body.append([group, str(len(rs)), f"{mean['noisy']:.2f}", *(f"{mean[k]:.2f}" for k in RUNS), f"{gain:+.2f}",

@@ -22,7 +22,6 @@ they finish (a rerun skips finished crops); ``summary.md`` is rewritten from all
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +57,8 @@ def run_crop(noisy: np.ndarray, clean: np.ndarray) -> dict:
 
 
 def summarise(rows: list[dict]) -> str:
-    groups = defaultdict(list)
-    for r in rows:
-        groups[r["group"]].append(r)
     body = []
-    for group, rs in groups.items():
+    for group, rs in bm3d_correlated.by_group(rows).items():
         cells = [group, str(len(rs)), f"{sum(int(r['correlated']) for r in rs)}/{len(rs)}",
                  f"{np.mean([r['noisy'] for r in rs]):.2f}"]
         for m in METHODS:
