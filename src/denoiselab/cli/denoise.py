@@ -11,7 +11,8 @@ import numpy as np
 from ..errors import DenoiselabError
 
 SIGMA_HELP = ("noise std on the 0-255 scale (e.g. 25: white noise), or 'auto' to estimate it from the image "
-              "(bm3d then also estimates the noise's spatial correlation, as in camera photos, and uses it)")
+              "(where the noise is spatially correlated, as in camera photos, bm3d is told its estimated "
+              "covariance and nlm, tv and wavelet run on pixel-shuffled sub-images)")
 
 DENOISE_DESCRIPTION = """\
 One input file and -o FILE: denoise that image into FILE (format from FILE's extension).
