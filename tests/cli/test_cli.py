@@ -90,3 +90,22 @@ def test_scoredvi_writes_image_and_uncertainty_map(noisy_png, tmp_path, capsys):
     assert read_image(out).array.shape == (48, 48, 3)
     std = read_image(unc)
     assert std.bit_depth == 32 and std.array.shape == (48, 48, 1) and (std.array >= 0).all()
+
+
+def test_auto_sigma_says_how_correlated_noise_was_met(tmp_path, capsys):
+    """A camera-like (correlated) noise: tv runs pixel-shuffled, bm3d is told the covariance, and both say so."""
+    import torch
+
+    from denoiselab.noise import add_correlated_noise
+
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 128), torch.linspace(0, 1, 128), indexing="ij")
+    clean = torch.stack([0.3 + 0.4 * xx, 0.5 + 0.2 * yy, 0.4 + 0.1 * xx * yy])[None]
+    noisy = add_correlated_noise(clean, 0.05, correlation_px=0.8, generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "camera.png"
+    write_image(path, noisy.clamp(0, 1)[0].permute(1, 2, 0).numpy())
+    assert main(["denoise", str(path), "-o", str(tmp_path / "tv.png"), "--method", "tv"]) == 0
+    assert "correlated noise: denoised on stride-2 pixel-shuffled sub-images" in capsys.readouterr().out
+    assert main(["denoise", str(path), "-o", str(tmp_path / "tv10.png"), "--method", "tv", "--sigma", "10"]) == 0
+    assert "correlated noise" not in capsys.readouterr().out  # a given σ means white noise
+    assert main(["denoise", str(path), "-o", str(tmp_path / "bm3d.png"), "--method", "bm3d"]) == 0
+    assert "correlated noise: its estimated covariance used" in capsys.readouterr().out
