@@ -7,6 +7,7 @@ for a GPU.
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from denoiselab.baselines.apbsn import BlindSpotNet, apbsn
 from denoiselab.errors import DenoiselabError
@@ -55,6 +56,37 @@ def test_blind_spot_gradient_is_zero_at_own_pixel():
     net(y)[0, :, 10, 10].sum().backward()
     assert float(y.grad[0, :, 10, 10].abs().max()) == 0.0
     assert float(y.grad.abs().sum()) > 0.0
+
+
+def test_blind_spot_holds_with_an_offset():
+    # apbsn sets the offset to the image mean; the blind spot must not depend on it
+    torch.manual_seed(0)
+    net = BlindSpotNet(3, width=8, blocks=2)
+    net.offset.fill_(0.6)
+    y = torch.rand(1, 3, 21, 21, requires_grad=True)
+    net(y)[0, :, 10, 10].sum().backward()
+    assert float(y.grad[0, :, 10, 10].abs().max()) == 0.0
+
+
+def test_fresh_network_starts_at_the_image_mean():
+    # With its last layer zeroed the network returns exactly its offset, which apbsn sets to the
+    # noisy image's channel means: training starts at the intensity level instead of near 0.
+    torch.manual_seed(0)
+    net = BlindSpotNet(3, width=8, blocks=1)
+    nn.init.zeros_(net.tail[-1].weight)
+    nn.init.zeros_(net.tail[-1].bias)
+    net.offset.copy_(torch.tensor([0.2, 0.5, 0.7]).view(1, 3, 1, 1))
+    out = net(torch.rand(1, 3, 16, 16))
+    torch.testing.assert_close(out, torch.tensor([0.2, 0.5, 0.7]).view(1, 3, 1, 1).expand(1, 3, 16, 16))
+
+
+def test_brightness_shift_shifts_the_output():
+    # The network works around the noisy image's channel means, so training and test see the
+    # same data after a constant shift of the image: the output moves by exactly that shift.
+    _, y = noisy_image(3, size=24)
+    shift = np.array([0.05, -0.1, 0.08], np.float32)
+    settings = {**TINY, "iterations": 3}
+    np.testing.assert_allclose(apbsn(y + shift, **settings), apbsn(y, **settings) + shift, atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(40, 40), (41, 43, 3), (40, 40, 1)])

@@ -146,8 +146,11 @@ def test_cli_runs_the_cpu_budget_baselines_with_their_budgets_and_resumes(tmp_pa
     got = {name: kw for name, kw in calls}
     assert got["dip"]["iterations"] == bench_methods.DIP_CPU["iterations"] == 450
     assert got["self2self"]["iterations"] == bench_methods.SELF2SELF_CPU["iterations"] == 1700
-    assert got["apbsn"]["iterations"] == bench_methods.APBSN_CPU["iterations"] == 40
-    assert all(kw["progress"] is True and set(kw) == {"iterations", "progress", "seed", "device"} for kw in got.values())
+    assert {k: got["apbsn"][k] for k in ("iterations", "width", "lr")} == bench_methods.APBSN_CPU == {
+        "iterations": 500, "width": 32, "lr": 1e-3}
+    assert all(kw["progress"] is True for kw in got.values())
+    assert set(got["dip"]) == set(got["self2self"]) == {"iterations", "progress", "seed", "device"}
+    assert set(got["apbsn"]) == {"iterations", "width", "lr", "progress", "seed", "device"}
     rows = read_csv(tmp_path / "o" / "results.csv", TEXT_COLUMNS)
     assert sorted(r["method"] for r in rows) == ["apbsn-single-cpu", "dip-cpu", "self2self-cpu"]
     assert main(args) == 0 and len(calls) == 3  # resumed: nothing recomputed

@@ -21,10 +21,14 @@ Deviations from the AP-BSN paper (deliberate)
 - At test the image is padded to a multiple of the stride by *replicating* its last row and
   column (a reflected copy of a pixel could fall into its own sub-image, next to it, and leak
   through the blind spot); R³ runs on the image as it is (the convolutions pad with zeros).
-- Pixels stay on [0, 1]. (As far as we recall, the authors' code feeds 0-255 values with the
-  same learning rate; not rechecked.) A fresh network outputs almost 0 and must first reach the
-  image's intensity level; on [0, 1] its biases can supply that level, and in our small trials
-  it learned in far fewer steps than on 0-255, which matters when training on one image only.
+- Pixels stay on [0, 1], and the network works around the noisy image's mean per channel
+  (subtracted from its input, added to its output; a constant, so the blind spot holds). (As
+  far as we recall, the authors' code feeds 0-255 values with the same learning rate; not
+  rechecked.) A fresh network outputs almost 0 and must otherwise first learn the image's
+  intensity level, at Adam's pace of about `lr` per step and parameter, which matters when
+  training on one image only: on a 128² SIDD crop (width 32, 200 steps of 4 crops of 60²) the
+  output scored 8.6 dB without the offset and 12.9 with it at ``lr=1e-4``, 17.4 and 21.8 at
+  ``lr=1e-3`` (noisy 18.6; the offset run at 1e-3 reached 29.7 dB at 400 steps).
 - The crops are flipped and rotated by multiples of 90° at random (augmentation, our choice;
   whether the paper's training augments was not rechecked).
 
@@ -124,6 +128,10 @@ class BlindSpotNet(nn.Module):
 
     def __init__(self, channels: int = 3, width: int = 128, blocks: int = 9):
         super().__init__()
+        # Intensity the network works around: its input has it subtracted and its output added
+        # back (see `apbsn`, which sets it to the noisy image's channel means). A constant, so
+        # the blind spot is untouched.
+        self.register_buffer("offset", torch.zeros(1, channels, 1, 1))
         self.head = nn.Sequential(nn.Conv2d(channels, width, 1), nn.ReLU(inplace=True))
         self.branch3 = _branch(width, 2, blocks)
         self.branch5 = _branch(width, 3, blocks)
@@ -137,8 +145,8 @@ class BlindSpotNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, C, H, W); zero padding, so any H, W >= 1 works."""
-        f = self.head(x)
-        return self.tail(torch.cat([self.branch3(f), self.branch5(f)], dim=1))
+        f = self.head(x - self.offset)
+        return self.tail(torch.cat([self.branch3(f), self.branch5(f)], dim=1)) + self.offset
 
 
 # --------------------------------------------------------------------------- helpers
@@ -324,6 +332,7 @@ def apbsn(
     with torch.random.fork_rng(devices=[]):  # seeded weights without touching the global RNG
         torch.manual_seed(int(seed))
         net = BlindSpotNet(c, width, blocks)
+    net.offset.copy_(torch.from_numpy(img).mean(dim=(0, 1)).view(1, c, 1, 1))  # see the module docstring
     net = net.to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=float(lr))  # constant lr: see the module docstring
 
