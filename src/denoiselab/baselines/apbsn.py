@@ -24,11 +24,12 @@ Deviations from the AP-BSN paper (deliberate)
 - Pixels stay on [0, 1], and the network works around the noisy image's mean per channel
   (subtracted from its input, added to its output; a constant, so the blind spot holds). (As
   far as we recall, the authors' code feeds 0-255 values with the same learning rate; not
-  rechecked.) A fresh network outputs almost 0 and must otherwise first learn the image's
-  intensity level, at Adam's pace of about `lr` per step and parameter, which matters when
-  training on one image only: on a 128² SIDD crop (width 32, 200 steps of 4 crops of 60²) the
-  output scored 8.6 dB without the offset and 12.9 with it at ``lr=1e-4``, 17.4 and 21.8 at
-  ``lr=1e-3`` (noisy 18.6; the offset run at 1e-3 reached 29.7 dB at 400 steps).
+  rechecked.) A fresh network's output sits at an arbitrary level (0.06-0.33 off per channel
+  on a test image) and must otherwise first learn the image's intensity level, at Adam's pace
+  of about `lr` per step and parameter, which matters when training on one image only: on a
+  128² SIDD crop (width 32, 200 steps of 4 crops of 60²) the output scored 8.6 dB without the
+  offset and 12.9 with it at ``lr=1e-4``, 17.4 and 21.8 at ``lr=1e-3`` (noisy 18.6; the
+  offset run at 1e-3 reached 29.7 dB at 400 steps).
 - The crops are flipped and rotated by multiples of 90° at random (augmentation, our choice;
   whether the paper's training augments was not rechecked).
 
