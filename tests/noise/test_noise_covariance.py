@@ -63,3 +63,40 @@ def test_bad_radius_is_a_clear_error(radius):
 def test_too_small_image_is_a_clear_error():
     with pytest.raises(DenoiselabError):
         estimate_noise_covariance(torch.rand(1, 3, 10, 10))
+
+
+def _mixed_noise(mix: torch.Tensor, blur_px: int = 0, side: int = 128, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    n = torch.randn(1, 3, side + 2 * blur_px, side + 2 * blur_px, generator=g)
+    if blur_px:
+        n = torch.nn.functional.avg_pool2d(n, 2 * blur_px + 1, stride=1) * (2 * blur_px + 1)
+    return torch.einsum("ij,bjhw->bihw", mix, n)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_colour_whitening_makes_cross_channel_noise_white():
+    from denoiselab.noise import colour_whitening
+
+    mix = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.5, 0.3, 0.8]])
+    noise = 0.04 * _mixed_noise(mix)
+    w, w_inv, applied = colour_whitening(_scene(side=128) + noise)
+    assert applied.tolist() == [True]
+    torch.testing.assert_close(w[0] @ w_inv[0], torch.eye(3), atol=1e-5, rtol=0)
+    white = noise_covariance(torch.einsum("bij,bjhw->bihw", w, noise), radius=0)[0, :, :, 0, 0]
+    corr = white / torch.sqrt(torch.outer(white.diagonal(), white.diagonal()))
+    before = noise_covariance(noise, radius=0)[0, :, :, 0, 0]
+    assert float((before[0, 1] / torch.sqrt(before[0, 0] * before[1, 1]))) > 0.5  # strongly correlated to start with
+    assert float((corr - torch.eye(3, dtype=corr.dtype)).abs().max()) < 0.15
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_colour_whitening_leaves_gray_and_blotchy_chroma_noise_alone():
+    from denoiselab.noise import colour_whitening
+
+    w, w_inv, applied = colour_whitening(_scene(c=1, side=64) + 0.02 * torch.randn(1, 1, 64, 64))
+    assert applied.tolist() == [False] and torch.equal(w, torch.eye(1)[None])
+    # luminance noise white, chroma noise blurred over 5×5 (JPEG-like chroma): whitening would amplify blotches
+    lum = 0.04 * torch.randn(1, 1, 128, 128, generator=torch.Generator().manual_seed(1)).expand(1, 3, 128, 128)
+    chroma = 0.01 * _mixed_noise(torch.tensor([[1.0, 0.0, 0.0], [-0.5, 0.8, 0.0], [-0.5, -0.8, 0.0]]), blur_px=2)
+    w, _, applied = colour_whitening(_scene(side=128) + lum + chroma / 5)
+    assert applied.tolist() == [False] and torch.equal(w[0], torch.eye(3))

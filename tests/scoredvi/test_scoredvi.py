@@ -355,13 +355,41 @@ def test_warm_start_auto_goes_through_pd_only_for_correlated_images():
 
     y = torch.cat([_tiny_image(size=16, seed=s) for s in (1, 2)])
     blur = lambda v, s: torch.nn.functional.avg_pool2d(v, 3, stride=1, padding=1, count_include_pad=False)  # noqa: E731
-    base = _warm_start([blur, blur], y, "auto", torch.tensor([True, False]))
+    base = _warm_start([blur, blur], y, "auto", torch.tensor([True, False]), stride=3, whiten=True)
     assert base.shape == (2, 2, 3, 16, 16)
-    torch.testing.assert_close(base[0, 1], pd_refine(blur, y[:1], 2)[0])
+    # these tiny images are too small for the noise covariance (12×12 windows): colours left as they are
+    torch.testing.assert_close(base[0, 1], pd_refine(blur, y[:1], 3)[0])
     torch.testing.assert_close(base[1, 0], blur(y[1:], 0.0)[0])
     assert not torch.allclose(base[0, 0], blur(y[:1], 0.0)[0])  # the PD start is not the plain one
-    torch.testing.assert_close(_warm_start([blur], y, "pd", None)[:, 0], pd_refine(blur, y, 2))
+    torch.testing.assert_close(_warm_start([blur], y, "pd", None)[:, 0], pd_refine(blur, y, 2))  # default: PD-2
     torch.testing.assert_close(_warm_start([blur], y, "auto", None)[:, 0], blur(y, 0.0))  # no flags: plain start
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_pd_warm_start_denoises_in_colours_where_the_noise_is_white():
+    """Noise correlated across channels: with `whiten` the PD start is D on W·y mapped back with W⁻¹."""
+    from denoiselab.noise import colour_whitening
+    from denoiselab.pixel_shuffle import pd_refine
+    from denoiselab.scoredvi.core import _warm_start
+
+    g = torch.Generator().manual_seed(3)
+    mix = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.5, 0.3, 0.8]])
+    y = 0.5 + 0.05 * torch.einsum("ij,bjhw->bihw", mix, torch.randn(1, 3, 96, 96, generator=g))
+    # a per-channel nonlinear denoiser (a linear one would commute with the colour transform)
+    blur = lambda v, s: torch.nn.functional.avg_pool2d(v, 3, stride=1, padding=1, count_include_pad=False).clamp(0.45, 0.55)  # noqa: E731
+    w, w_inv, applied = colour_whitening(y.double())
+    assert applied.tolist() == [True]
+    expected = torch.einsum("bij,bjhw->bihw", w_inv, pd_refine(blur, torch.einsum("bij,bjhw->bihw", w, y), 3))
+    torch.testing.assert_close(_warm_start([blur], y, "pd", None, stride=3, whiten=True)[:, 0], expected)
+    unwhitened = _warm_start([blur], y, "pd", None, stride=3)[:, 0]
+    torch.testing.assert_close(unwhitened, pd_refine(blur, y, 3))
+    assert not torch.allclose(expected, unwhitened, atol=1e-4)
+
+
+def test_fast_preset_warm_starts_through_whitened_pd3():
+    nets = get_preset("fast").nets
+    assert (nets.mean_init, nets.pd_stride, nets.pd_whiten) == ("auto", 3, True)
+    assert (NetConfig().pd_stride, NetConfig().pd_whiten) == (2, False)  # Zhou et al.'s PD-2 unless a preset says otherwise
 
 
 def test_unknown_mean_init_is_refused(priors3):

@@ -29,6 +29,7 @@ from torch import Tensor
 from .._utils import resolve_device
 from ..errors import DenoiselabError
 from .nets import PosteriorNets
+from ..noise import colour_whitening
 from ..pixel_shuffle import pd_refine
 from .objective import ScoreIdentity, apply_priors, compute_loss_terms, compute_prior_samples
 from .presets import PUBLISHED_COLOR_PRIORS, PUBLISHED_GRAY_PRIORS, Preset, get_preset
@@ -190,12 +191,15 @@ def _check_values(y: Tensor) -> None:
         raise DenoiselabError(f"pixel values span [{lo:.3g}, {hi:.3g}]; ScoreDVI expects [0, 1] - divide 8-bit data by 255 (16-bit by 65535)")
 
 
-def _warm_start(starts: Sequence[DenoiserFn], y: Tensor, mode: str, correlated: Tensor | None) -> Tensor:
+def _warm_start(starts: Sequence[DenoiserFn], y: Tensor, mode: str, correlated: Tensor | None, *,
+                stride: int = 2, whiten: bool = False) -> Tensor:
     """The images µ_k is a residual on, (B, K, C, H, W): each start prior's denoised y.
 
-    ``mode`` "prior": D_k(y); "pd": D_k through PD-2 and PD refinement (:func:`pd_refine`), for
-    spatially correlated noise, which a Gaussian denoiser leaves as blotches at full
-    resolution; "auto": "pd" for the images flagged in `correlated`, "prior" for the others.
+    ``mode`` "prior": D_k(y); "pd": D_k through PD-`stride` and PD refinement
+    (:func:`pd_refine`), for spatially correlated noise, which a Gaussian denoiser leaves as
+    blotches at full resolution; with `whiten`, on colours in which the noise is white across
+    channels where that is safe (:func:`~denoiselab.noise.colour_whitening`); "auto": "pd" for
+    the images flagged in `correlated`, "prior" for the others.
     """
     b = y.shape[0]
     if mode == "auto":
@@ -209,7 +213,16 @@ def _warm_start(starts: Sequence[DenoiserFn], y: Tensor, mode: str, correlated: 
             if bool(sel.any()):
                 idx = sel.nonzero().flatten().to(y.device)
                 ys = y[idx]
-                base[idx] = torch.stack([pd_refine(d, ys, 2, sigma) if pd else d(ys, sigma) for d in starts], dim=1)
+                if pd and whiten:
+                    w, w_inv, _ = colour_whitening(ys.detach().double().cpu())
+                    w, w_inv = w.to(y.device, y.dtype), w_inv.to(y.device, y.dtype)
+                    yw = torch.einsum("bij,bjhw->bihw", w, ys)
+                    outs = [torch.einsum("bij,bjhw->bihw", w_inv, pd_refine(d, yw, stride, sigma)) for d in starts]
+                elif pd:
+                    outs = [pd_refine(d, ys, stride, sigma) for d in starts]
+                else:
+                    outs = [d(ys, sigma) for d in starts]
+                base[idx] = torch.stack(outs, dim=1)
     return base
 
 
@@ -247,7 +260,7 @@ def fit_scoredvi(
         For a warm start (``mean_init`` other than "y"): the denoisers of D_k(y); default `priors`.
     correlated : Tensor of bool, shape (B,), optional
         For ``mean_init="auto"``: which images have spatially correlated noise (warm start
-        through PD-2); default none.
+        through PD, see :func:`_warm_start`); default none.
 
     Returns
     -------
@@ -283,7 +296,8 @@ def fit_scoredvi(
         starts = priors if init_priors is None else init_priors
         if len(starts) != k:
             raise DenoiselabError(f"{len(starts)} warm-start priors for {k} components; give one per prior")
-        base = _warm_start(starts, y, preset.nets.mean_init, correlated)
+        base = _warm_start(starts, y, preset.nets.mean_init, correlated, stride=preset.nets.pd_stride,
+                           whiten=preset.nets.pd_whiten)
     for t in tqdm(range(preset.n_iter), desc=desc, disable=not progress, leave=False):
         theta = nets(y, base)  # Alg. 1 line 2
         eps = torch.stack([torch.randn((k, m, c, h, w), generator=g, device=dev) for g in gens], dim=2)

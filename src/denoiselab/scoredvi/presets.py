@@ -50,7 +50,20 @@ about 14 s each instead of 55 min; 256² RGB takes 42-47 s on 2 idle cores (gray
 - warm start through PD-2 + refinement (:func:`~denoiselab.pixel_shuffle.pd_refine`) where the
   noise estimate finds the noise spatially correlated (camera photos), D_k(y) where it is white
   (FMDD): SIDD +2.1 / +0.7 dB, PolyU and CC −0.1 / +0.2; on FMDD a PD start would cost 0.9 dB.
-What ``paper`` still does better: SIDD 10_1 (32.49 against 31.66 dB).
+What ``paper`` still does better on the ablation crops: SIDD 10_1 (32.49 against 31.66 dB; 32.33
+since the change below).
+
+Since 2026-12-05 the PD warm start runs at stride 3 instead of 2 and, where the noise's colour
+channels are correlated but its chroma is not blotchy, on colours in which the noise is white
+across channels (:func:`~denoiselab.noise.colour_whitening`): the prior was trained on noise
+independent per channel and left much of SIDD's colour-correlated noise. Warm start alone on 16
+SIDD 256² crops: PD-3 beats PD-2 by 0.4-1.7 dB, and whitening adds 0.6-5.2 dB (one crop −0.5);
+PolyU and CC, whose JPEG chroma noise is blotchy, are left unwhitened (whitening cost them up to
+10 dB). ``fast`` on Table 1 CPU (``benchmarks/results/table1_cpu_v2``): SIDD 33.40 → 35.06 dB
+(six crops +1.2 to +5.1, two −0.4), PolyU / CC / FMDD +0.06 to +0.08; held out
+(``benchmarks/results/heldout_cpu``): SIDD 36.24 → 37.15, PolyU 34.94 → 35.07, FMDD 29.65 → 29.75.
+On the five 128² ablation crops: 35.37 → 35.45 (PD-3) → 35.41 (whitening), a 128² crop giving a
+noisier covariance. Both are ``NetConfig`` settings (``pd_stride``, ``pd_whiten``).
 """
 
 from __future__ import annotations
@@ -149,7 +162,9 @@ PRESETS: dict[str, Preset] = {
             x_base=16, x_depth=3,  # 0.21 M parameters instead of 13.4 M
             aux_width=8, aux_depth=3,  # Φ/Z/Ω nets: 3 layers of 8 channels
             residual_mean=True,  # warm start: µ_k = (start image) + residual (zero at start) ...
-            mean_init="auto",  # ... the start through PD-2 + refinement where the noise is correlated, else D_k(y)
+            mean_init="auto",  # ... the start through PD + refinement where the noise is correlated, else D_k(y)
+            pd_stride=3,  # PD-3: +0.4-1.7 dB over PD-2 on the warm start of 14 SIDD crops
+            pd_whiten=True,  # on colours where the noise is white across channels (SIDD; not JPEG PolyU/CC)
             init_log_var=-6.0,  # σ_k starts at 0.05, not ≈ 1
             phi_from_hyperprior=True,  # q(φ) starts at the hyperprior Gamma(1, β)
         ),
