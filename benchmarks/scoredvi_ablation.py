@@ -82,8 +82,7 @@ STEPS = [
     _step("published fast, 100 iterations", "from `β auto`: 40 → 100 iterations (is `fast` only short of steps?)",
           base="β auto", fields=dict(n_iter=100)),
     _step("new fast", "from `K=1, β 0.02, PD start`: PD start only where the noise estimate finds correlated noise "
-          "(`fast` of 2026-12-04)", preset=replace(FAST, nets=replace(FAST.nets, pd_stride=2, pd_whiten=False)),
-          beta="auto", priors="preset"),
+          "(`fast` of 2026-12-04)", preset=FAST, nets=dict(pd_stride=2, pd_whiten=False), beta="auto", priors="preset"),
     _step("new fast, 100 iterations", "40 → 100 iterations (scored at 60, 80, 100): what the 1.5× faster allocator "
           "could buy within the time budget (rows run with the code of 2026-12-04, whose 40-iteration `new fast` "
           "gave 31.66 / 29.14 / 41.85 / 39.93 / 34.28)", fields=dict(n_iter=100)),

@@ -1296,16 +1296,16 @@ def colour_whitening(y: Tensor, *, estimate: RealNoiseEstimate | None = None,
     applied : Tensor of bool, shape (B,)
     """
     b, c = y.shape[:2]
-    eye = torch.eye(c).expand(b, c, c).clone()
+    w = torch.eye(c).expand(b, c, c).clone()
+    w_inv = w.clone()
     applied = torch.zeros(b, dtype=torch.bool)
     if c == 1:
-        return eye, eye.clone(), applied
+        return w, w_inv, applied
     if covariance is None:
         covariance = estimate_noise_covariance(y, radius=1, estimate=estimate)
     r = covariance.shape[-1] // 2
     if r < 1:
         raise DenoiselabError("covariance needs lags of at least 1 pixel (radius >= 1)")
-    w, w_inv = eye.clone(), eye.clone()
     for i, cov in enumerate(covariance.double()):
         lam, vec = torch.linalg.eigh(cov[:, :, r, r])
         if not bool(lam[0] > 1e-12 * lam[-1].clamp_min(1e-30)):
