@@ -681,6 +681,7 @@ def estimate_noise_level_pd(y: Tensor, *, stride: int = 4) -> Tensor:
 # --------------------------------------------------------------------------- real camera noise
 
 _N_LEVELS = 8  # intensity levels of the noise level function (equal numbers of patches)
+_MIN_LEVEL_GAP = 1e-3  # smallest level spacing (0.26 gray levels of 255) a slope is taken over
 _STRIDES = (1, 4)  # pixel-shuffle strides: white noise, spatially correlated noise
 _CORRELATION_THRESHOLD = 0.2  # above this (flat patches' spectrum ratio below 0.8 of white noise's): correlated
 _DECISION_GRID_STEP = 3  # patch-grid step of the quick measurement that picks the stride
@@ -742,12 +743,15 @@ class RealNoiseEstimate:
         ----------
         x : Tensor, shape (B, C, H, W)
             Intensities on [0, 1] (clean or denoised; the noisy image is a usable proxy).
-            Outside the measured levels the end values hold.
+            Below the lowest level its value holds; above the brightest, it holds for
+            correlated (processed) noise, and white noise's σ²(x) continues along the last
+            segment where that rises (shot noise on linear data).
 
         Returns
         -------
         var : Tensor, shape (B, C, H, W)
-            Per-pixel noise variance on the [0, 1] scale, dtype and device of `x`.
+            Per-pixel noise variance on the [0, 1] scale, dtype and device of `x`; its mean
+            over the image's own pixels is about `sigma`².
 
         Raises
         ------
@@ -766,7 +770,9 @@ class RealNoiseEstimate:
         x0, x1 = lv.gather(1, lo), lv.gather(1, hi)
         v0, v1 = var.gather(1, lo), var.gather(1, hi)
         w = ((flat - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
-        return (v0 + w * (v1 - v0)).reshape(x.shape).to(x.device, x.dtype)
+        white = (self.stride == 1).double().repeat_interleave(c)  # see _top_slope
+        rise = (_top_slope(lv, var) * white)[:, None] * (flat - lv[:, -1:]).clamp_min(0.0)
+        return (v0 + w * (v1 - v0) + rise).reshape(x.shape).to(x.device, x.dtype)
 
     def shot_read(self, *, per_channel: bool = True) -> Tensor:
         """The Poisson-Gaussian fit σ²(x) = a·x + b (a, b >= 0) to the levels, per image and channel.
@@ -877,6 +883,36 @@ def _noise_levels_group(planes: Tensor, n: int, q: int, n_levels: int,
         variances.append(torch.stack([f[0] for f in found]).mean())
         reliable.append(torch.tensor(float(all(f[1] for f in found)), dtype=torch.float64))
     return torch.stack(levels), torch.stack(variances), torch.stack(reliable)
+
+
+def _top_slope(levels: Tensor, variances: Tensor) -> Tensor:
+    """(..., ) slope of σ²(x) between the two brightest levels of (..., K) `levels`, floored at
+    0; 0 for K < 2: how σ²(x) continues above the brightest level of white (linear-sensor)
+    noise. Shot noise grows linearly in variance, and the top class of a dark image
+    (fluorescence) reaches far above its median level.
+    Correlated noise is processed camera noise, whose tone curve flattens σ²(x) in the
+    highlights (for shot noise through a gamma of 1/2.2, σ² ∝ x^-0.09): there, and where σ²(x)
+    falls at the top, it is held (:meth:`RealNoiseEstimate.variance`)."""
+    if levels.shape[-1] < 2:
+        return torch.zeros(levels.shape[:-1], dtype=variances.dtype, device=variances.device)
+    rise = variances[..., -1] - variances[..., -2]
+    return (rise / (levels[..., -1] - levels[..., -2]).clamp_min(_MIN_LEVEL_GAP)).clamp_min(0.0)
+
+
+def _mean_variance(image: Tensor, levels: Tensor, variances: Tensor, n: int, white: bool) -> Tensor:
+    """Mean of σ²(x) over the (1, C, H, W) `image`, float64 scalar: the mean of the (C, K)
+    `variances` (the K classes hold equal numbers of patches), plus, for `white` noise, the
+    linear rise of σ²(x) (:func:`_top_slope`) at the n×n patch means above a channel's
+    brightest level. On FMDD's fluorescence pairs this took the median std error from -10.0 %
+    to -5.7 % (benchmarks/results/real_noise_estimation); the confocal BPAE blue images, whose
+    few bright cells hold most of the noise, stay about 30 % low (-31 % before)."""
+    extra = torch.zeros((), dtype=torch.float64)
+    slope = _top_slope(levels, variances) * float(white)
+    if bool((slope > 0).any()):
+        local = F.avg_pool2d(image.double(), n, stride=1)[0]  # (C, h, w) patch means
+        above = (local - levels[:, -1, None, None].to(local)).clamp_min(0.0).mean(dim=(1, 2))
+        extra = (slope.to(above) * above).mean().cpu()
+    return variances.double().mean().cpu() + extra
 
 
 def _flat_spectrum_ratio(y: Tensor, n: int) -> Tensor:
@@ -1006,7 +1042,13 @@ def estimate_real_noise(y: Tensor, *, stride: int | str = "auto", patch_size: in
        patches, and pooled they read 17 % low on the simulated camera pipeline (5 % per site;
        SIDD 3.5 % → 1 %; see the benchmark).
     3. *σ.* The classes hold equal numbers of patches, so σ² is the mean of the class
-       variances over classes and channels: the noise variance averaged over the image.
+       variances over classes and channels: the noise variance averaged over the image. For
+       white noise whose σ²(x) still rises at the brightest level (shot noise on linear data),
+       the pixels brighter than that level add the linear continuation of the rise: in a dark
+       fluorescence image the top class reaches from the background to the brightest cells,
+       and its one variance, measured on its flattest (dimmest) patches, misses most of their
+       noise (FMDD: median error -10.0 % → -5.7 %). Correlated (processed) noise is held
+       there: a tone curve flattens σ²(x) in the highlights.
 
     Assumptions: the noise has zero mean, its variance depends on the intensity only (and,
     for correlated noise, on the site in a 2×2 colour-filter cell; not otherwise on the
@@ -1095,7 +1137,8 @@ def estimate_real_noise(y: Tensor, *, stride: int | str = "auto", patch_size: in
     variances = torch.stack([torch.stack([_pool_levels(row, k) for row in r[1]]) for r in results])
     reliable = torch.stack([torch.stack([_pool_levels(row, k) for row in r[4]]) for r in results])
     return RealNoiseEstimate(
-        sigma=variances.mean(dim=(1, 2)).sqrt().to(y.dtype),
+        sigma=torch.stack([_mean_variance(image[None], lv, var, n, white=r[2] == 1)
+                           for image, lv, var, r in zip(y.detach(), levels, variances, results)]).sqrt().to(y.dtype),
         levels=levels,
         variances=variances,
         stride=torch.tensor([r[2] for r in results], dtype=torch.int64),
