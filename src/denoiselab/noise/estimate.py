@@ -770,8 +770,8 @@ class RealNoiseEstimate:
         x0, x1 = lv.gather(1, lo), lv.gather(1, hi)
         v0, v1 = var.gather(1, lo), var.gather(1, hi)
         w = ((flat - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
-        white = (self.stride == 1).double().repeat_interleave(c)  # see _top_slope
-        rise = (_top_slope(lv, var) * white)[:, None] * (flat - lv[:, -1:]).clamp_min(0.0)
+        slope = _top_slope(lv, var, white=(self.stride == 1).repeat_interleave(c))
+        rise = slope[:, None] * (flat - lv[:, -1:]).clamp_min(0.0)
         return (v0 + w * (v1 - v0) + rise).reshape(x.shape).to(x.device, x.dtype)
 
     def shot_read(self, *, per_channel: bool = True) -> Tensor:
@@ -885,18 +885,22 @@ def _noise_levels_group(planes: Tensor, n: int, q: int, n_levels: int,
     return torch.stack(levels), torch.stack(variances), torch.stack(reliable)
 
 
-def _top_slope(levels: Tensor, variances: Tensor) -> Tensor:
-    """(..., ) slope of σ²(x) between the two brightest levels of (..., K) `levels`, floored at
-    0; 0 for K < 2: how σ²(x) continues above the brightest level of white (linear-sensor)
-    noise. Shot noise grows linearly in variance, and the top class of a dark image
-    (fluorescence) reaches far above its median level.
-    Correlated noise is processed camera noise, whose tone curve flattens σ²(x) in the
-    highlights (for shot noise through a gamma of 1/2.2, σ² ∝ x^-0.09): there, and where σ²(x)
-    falls at the top, it is held (:meth:`RealNoiseEstimate.variance`)."""
+def _top_slope(levels: Tensor, variances: Tensor, white: Tensor | bool) -> Tensor:
+    """(..., ) slope at which σ²(x) continues above the brightest of the (..., K) `levels`.
+
+    For `white` noise (a bool, or a bool tensor of shape (...,)): the slope between the two
+    brightest levels, floored at 0 (0 for K < 2). White noise is linear-sensor noise, whose
+    shot part grows linearly in variance, and the top class of a dark image (fluorescence)
+    reaches far above its median level. Correlated noise is processed camera noise, whose
+    tone curve flattens σ²(x) in the highlights (for shot noise through a gamma of 1/2.2,
+    σ² ∝ x^-0.09): 0 there, and where σ²(x) falls at the top, i.e. it is held.
+    """
+    white = torch.as_tensor(white, device=variances.device)
     if levels.shape[-1] < 2:
         return torch.zeros(levels.shape[:-1], dtype=variances.dtype, device=variances.device)
     rise = variances[..., -1] - variances[..., -2]
-    return (rise / (levels[..., -1] - levels[..., -2]).clamp_min(_MIN_LEVEL_GAP)).clamp_min(0.0)
+    slope = (rise / (levels[..., -1] - levels[..., -2]).clamp_min(_MIN_LEVEL_GAP)).clamp_min(0.0)
+    return torch.where(white, slope, torch.zeros_like(slope))
 
 
 def _mean_variance(image: Tensor, levels: Tensor, variances: Tensor, n: int, white: bool) -> Tensor:
@@ -907,7 +911,7 @@ def _mean_variance(image: Tensor, levels: Tensor, variances: Tensor, n: int, whi
     to -5.7 % (benchmarks/results/real_noise_estimation); the confocal BPAE blue images, whose
     few bright cells hold most of the noise, stay about 30 % low (-31 % before)."""
     extra = torch.zeros((), dtype=torch.float64)
-    slope = _top_slope(levels, variances) * float(white)
+    slope = _top_slope(levels, variances, white)
     if bool((slope > 0).any()):
         local = F.avg_pool2d(image.double(), n, stride=1)[0]  # (C, h, w) patch means
         above = (local - levels[:, -1, None, None].to(local)).clamp_min(0.0).mean(dim=(1, 2))
