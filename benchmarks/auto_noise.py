@@ -22,7 +22,10 @@ Part 3, BM3D: the first `--limit` pairs of SIDD, PolyU and CC (256² centre crop
 Part 4, where a real pair's residual lives: std(noisy − clean) over the whole crop (the
 "truth" of the estimator table) and within its flattest 20 %, middle 50–80 % and busiest 20 % of
 pixels (gradient magnitude of the clean image, 7×7 mean), beside the estimate and the residual's
-correlation with its neighbour 1 and 4 pixels to the right.
+correlation with its neighbour 1 and 4 pixels to the right, and its *8-px grid step*: the mean jump of
+the residual between neighbouring pixels on the strongest of the 8 column (and row) phases over the
+median phase. JPEG codes 8×8 blocks independently, so its compression error jumps at block edges
+(well above 1); sensor noise and demosaicking have no 8-px period (about 1).
 
 Writes ``benchmarks/results/real_noise_estimation/<date>_<commit>_cpu_auto.md``.
 """
@@ -141,13 +144,24 @@ def bm3d(data_root: Path, limit: int) -> str:
                       f"{max(diffs):.3f} dB."])
 
 
+def _grid_step(d: np.ndarray) -> float:
+    """Jump of `d` (H, W, C) across its strongest 8-px phase over the median phase, rows and columns averaged."""
+    lum = d.mean(-1)
+    ratios = []
+    for axis in (0, 1):
+        jump = np.abs(np.diff(lum, axis=axis)).mean(1 - axis)
+        phases = np.array([jump[o::8].mean() for o in range(8)])
+        ratios.append(phases.max() / np.median(phases))
+    return float(np.mean(ratios))
+
+
 def residuals(data_root: Path, limit: int) -> str:
     from scipy.ndimage import sobel, uniform_filter
 
     from denoiselab.noise import estimate_real_noise
 
     head = ["image", "std(noisy − clean)", "flattest 20 %", "middle", "busiest 20 %", "estimate", "corr. lag 1",
-            "corr. lag 4"]
+            "corr. lag 4", "8-px grid step"]
     body = []
     for ds in ("sidd_val", "polyu", "cc", "fmdd"):
         for pair in open_pairs(data_root / "real" / ds).head(limit):
@@ -160,7 +174,8 @@ def residuals(data_root: Path, limit: int) -> str:
             corr = [float((r[:, k:] * r[:, :-k]).mean() / r.var()) for k in (1, 4)]
             est = float(estimate_real_noise(torch.from_numpy(noisy).permute(2, 0, 1)[None]).sigma[0])
             stds = [d.std(), d[grad <= q20].std(), d[(grad > q50) & (grad <= q80)].std(), d[grad > q80].std(), est]
-            body.append([f"{ds}/{pair.name}"] + [f"{255 * v:.2f}" for v in stds] + [f"{c:.2f}" for c in corr])
+            body.append([f"{ds}/{pair.name}"] + [f"{255 * v:.2f}" for v in stds] + [f"{c:.2f}" for c in corr]
+                        + [f"{_grid_step(d):.2f}"])
     return "\n".join([markdown_table(head, body), "", "Stds on the 0–255 scale, 256² centre crops."])
 
 

@@ -3,7 +3,8 @@
 Truth: the std of ``noisy - clean`` over the image. Rows: simulated AWGN and Poisson-Gaussian
 noise on CBSD68 images, the same Poisson-Gaussian noise pushed through a simulated camera
 pipeline (RGGB mosaic, bilinear demosaic, colour matrix, sRGB gamma, JPEG q90; clean image
-through the same pipeline), and the real pairs of ../shared/data/real. δ before/after: the
+through the same pipeline), both again at a light noise level ("light": a = 0.0005, b = 2e-5 on
+the linear scale, where texture weighs most against the noise), and the real pairs of ../shared/data/real. δ before/after: the
 Liu et al. 2014 δ of ``estimate_noise_level_pd`` against the new ``estimate_delta``.
 
     nice -n 10 python benchmarks/real_noise_estimation.py [--limit N] [--data-root DIR]
@@ -58,6 +59,15 @@ def simulated_pairs(root: Path, limit: int, seed: int = 0):
             noisy_lin = lin + np.sqrt(a * lin + b) * rng.standard_normal(x.shape).astype(np.float32)
             yield "sim PG", f"{path.stem} a{a}", noisy_lin, lin
             yield "sim PG camera", f"{path.stem} a{a}", camera_pipeline(noisy_lin), camera_pipeline(lin)
+    # light noise (std about 1-4/255 on the linear scale, as PolyU and CC photos): its own generator,
+    # so that the rows above keep their noise draws
+    rng = np.random.default_rng(seed + 1)
+    a, b = 0.0005, 2e-5
+    for path in sorted((root / "test/synthetic/CBSD68").glob("*.png"))[:limit]:
+        lin = np.power(_load(path)[:320, :320], 2.2)
+        noisy_lin = lin + np.sqrt(a * lin + b) * rng.standard_normal(lin.shape).astype(np.float32)
+        yield "sim PG light", f"{path.stem} a{a}", noisy_lin, lin
+        yield "sim PG camera light", f"{path.stem} a{a}", camera_pipeline(noisy_lin), camera_pipeline(lin)
 
 
 def real_pairs(root: Path, limit: int):
