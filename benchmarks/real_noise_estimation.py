@@ -4,8 +4,9 @@ Truth: the std of ``noisy - clean`` over the image. Rows: simulated AWGN and Poi
 noise on CBSD68 images, the same Poisson-Gaussian noise pushed through a simulated camera
 pipeline (RGGB mosaic, bilinear demosaic, colour matrix, sRGB gamma, JPEG q90; clean image
 through the same pipeline), both again at a light noise level ("light": a = 0.0005, b = 2e-5 on
-the linear scale, where texture weighs most against the noise), and the real pairs of ../shared/data/real. δ before/after: the
-Liu et al. 2014 δ of ``estimate_noise_level_pd`` against the new ``estimate_delta``.
+the linear scale, where texture weighs most against the noise), and the real pairs of
+../shared/data/real. δ before/after: the Liu et al. 2014 δ of ``estimate_noise_level_pd`` against
+the new ``estimate_delta``.
 
     nice -n 10 python benchmarks/real_noise_estimation.py [--limit N] [--data-root DIR]
 """
@@ -48,26 +49,31 @@ def camera_pipeline(linear: np.ndarray) -> np.ndarray:
     return np.asarray(Image.open(buf), dtype=np.float32) / 255.0
 
 
+def _shot_read_pairs(groups: tuple[str, str], name: str, lin: np.ndarray, a: float, b: float,
+                     rng: np.random.Generator):
+    """Poisson-Gaussian noise of variance a·x + b on the linear image `lin`: the pair as it is
+    (group ``groups[0]``) and both images through :func:`camera_pipeline` (``groups[1]``)."""
+    noisy_lin = lin + np.sqrt(a * lin + b) * rng.standard_normal(lin.shape).astype(np.float32)
+    yield groups[0], f"{name} a{a}", noisy_lin, lin
+    yield groups[1], f"{name} a{a}", camera_pipeline(noisy_lin), camera_pipeline(lin)
+
+
 def simulated_pairs(root: Path, limit: int, seed: int = 0):
+    paths = sorted((root / "test/synthetic/CBSD68").glob("*.png"))[:limit]
     rng = np.random.default_rng(seed)
-    for path in sorted((root / "test/synthetic/CBSD68").glob("*.png"))[:limit]:
+    for path in paths:
         x = _load(path)[:320, :320]
         for s255 in (5, 15, 30):
             yield "sim AWGN", f"{path.stem} s{s255}", x + rng.normal(0, s255 / 255, x.shape).astype(np.float32), x
         lin = np.power(x, 2.2)
         for a, b in ((0.002, 1e-4), (0.01, 4e-4)):
-            noisy_lin = lin + np.sqrt(a * lin + b) * rng.standard_normal(x.shape).astype(np.float32)
-            yield "sim PG", f"{path.stem} a{a}", noisy_lin, lin
-            yield "sim PG camera", f"{path.stem} a{a}", camera_pipeline(noisy_lin), camera_pipeline(lin)
+            yield from _shot_read_pairs(("sim PG", "sim PG camera"), path.stem, lin, a, b, rng)
     # light noise (std about 1-4/255 on the linear scale, as PolyU and CC photos): its own generator,
     # so that the rows above keep their noise draws
     rng = np.random.default_rng(seed + 1)
-    a, b = 0.0005, 2e-5
-    for path in sorted((root / "test/synthetic/CBSD68").glob("*.png"))[:limit]:
+    for path in paths:
         lin = np.power(_load(path)[:320, :320], 2.2)
-        noisy_lin = lin + np.sqrt(a * lin + b) * rng.standard_normal(lin.shape).astype(np.float32)
-        yield "sim PG light", f"{path.stem} a{a}", noisy_lin, lin
-        yield "sim PG camera light", f"{path.stem} a{a}", camera_pipeline(noisy_lin), camera_pipeline(lin)
+        yield from _shot_read_pairs(("sim PG light", "sim PG camera light"), path.stem, lin, 0.0005, 2e-5, rng)
 
 
 def real_pairs(root: Path, limit: int):
