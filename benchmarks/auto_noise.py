@@ -2,12 +2,17 @@
 
     python benchmarks/auto_noise.py            # about 6 minutes on one core
     python benchmarks/auto_noise.py --limit 2  # quicker
+    python benchmarks/auto_noise.py --parts svnr-sim --start 3  # simulated part only, the next 3 images
 
-Part 1, simulated: the first `--limit` CBSD68 and Kodak24 images (128² centre crops, as
+Part 1, simulated: the first `--limit` CBSD68 and Kodak24 images (from index `--start`, default 0;
+a later start gives images the estimator was not looked at on) (128² centre crops, as
 ``benchmarks/svnr.py``), linear shot + read noise at that benchmark's three levels, white
 (pixel-independent), each image its own seed. SVNR is run through ``denoiselab.denoise`` (the
 CLI's path) once with the true (read, shot) and once with ``auto``; the table gives both PSNRs
 in sRGB and the estimate.
+
+Part 1b, sizes (``--parts sizes``): the estimate alone for the same noise on 128² and 256²
+centre crops and on the whole image: how much of its error is the small crop.
 
 Part 2, real: the bundled SIDD photo (``examples/sidd_18_1_noisy.png``) and the first
 `--limit` pairs of each real dev set (256² centre crops) with ``auto``: the estimate, the
@@ -27,7 +32,7 @@ the residual between neighbouring pixels on the strongest of the 8 column (and r
 median phase. JPEG codes 8×8 blocks independently, so its compression error jumps at block edges
 (well above 1); sensor noise and demosaicking have no 8-px period (about 1).
 
-Writes ``benchmarks/results/real_noise_estimation/<date>_<commit>_cpu_auto.md``.
+Writes ``benchmarks/results/real_noise_estimation/<date>_<commit>_cpu_auto.md`` (``..._auto_from<start>.md`` with `--start`).
 """
 
 from __future__ import annotations
@@ -74,26 +79,58 @@ def _svnr(noisy: np.ndarray, **noise) -> tuple[np.ndarray, dict, float]:
     return res.image, res.noise, time.perf_counter() - start
 
 
-def simulated(data_root: Path, limit: int) -> str:
-    head = ["level (read, shot)", "image", "noisy", "SVNR, true noise", "SVNR, auto", "auto − true (dB)",
-            "estimate (read, shot)"]
-    body, diffs = [], []
+def _simulated_pairs(data_root: Path, limit: int, start: int = 0, size: int | None = 128):
+    """(level, read, shot, "set/image", clean, noisy) of the simulated part: white shot + read noise
+    on the linear scale of the `size`² centre crop (None: the whole image), each image and level
+    its own seed (the same draw for every `start`), both images sRGB (H, W, 3) float32."""
     for dataset in ("CBSD68", "Kodak24"):
-        for index, path in enumerate(sorted((data_root / "test" / "synthetic" / dataset).glob("*.png"))[:limit]):
-            clean = center_crop(read_image(path).array, 128)
+        for index, path in enumerate(sorted((data_root / "test" / "synthetic" / dataset).glob("*.png"))[:start + limit]):
+            if index < start:
+                continue
+            clean = read_image(path).array
+            clean = np.ascontiguousarray(clean if size is None else center_crop(clean, size))
             x_lin = to_linear(torch.from_numpy(clean).permute(2, 0, 1)[None])
             for li, (level, (read, shot)) in enumerate(LEVELS.items()):
                 y, _ = add_svnr_noise(x_lin, read, shot, generator=torch.Generator().manual_seed(100 * index + li))
                 noisy = to_srgb(y.clamp(0, 1))[0].permute(1, 2, 0).numpy().copy()
-                given, _, _ = _svnr(noisy, read_noise=read, shot_noise=shot)
-                auto, est, _ = _svnr(noisy)
-                d = _score(auto, clean) - _score(given, clean)
-                diffs.append(d)
-                body.append([f"{level} ({read:g}, {shot:g})", f"{dataset}/{path.stem}", f"{_score(noisy, clean):.2f}",
-                             f"{_score(given, clean):.2f}", f"{_score(auto, clean):.2f}", f"{d:+.2f}",
-                             f"{est['read'][0]:.3f}, {est['shot'][0]:.3f} (stride {est['stride'][0]})"])
+                yield level, read, shot, f"{dataset}/{path.stem}", clean, noisy
+
+
+def simulated(data_root: Path, limit: int, start: int = 0) -> str:
+    head = ["level (read, shot)", "image", "noisy", "SVNR, true noise", "SVNR, auto", "auto − true (dB)",
+            "estimate (read, shot)"]
+    body, diffs = [], []
+    for level, read, shot, name, clean, noisy in _simulated_pairs(data_root, limit, start):
+        given, _, _ = _svnr(noisy, read_noise=read, shot_noise=shot)
+        auto, est, _ = _svnr(noisy)
+        d = _score(auto, clean) - _score(given, clean)
+        diffs.append(d)
+        body.append([f"{level} ({read:g}, {shot:g})", name, f"{_score(noisy, clean):.2f}",
+                     f"{_score(given, clean):.2f}", f"{_score(auto, clean):.2f}", f"{d:+.2f}",
+                     f"{est['read'][0]:.3f}, {est['shot'][0]:.3f} (stride {est['stride'][0]})"])
     return "\n".join([markdown_table(head, body), "",
                       f"auto − true: mean {np.mean(diffs):+.2f} dB, worst {min(diffs):+.2f} dB over {len(diffs)} images."])
+
+
+def sizes(data_root: Path, limit: int, start: int = 0) -> str:
+    """The SVNR estimate alone on the simulated part's noise at 128² and 256² centre crops and on the whole image."""
+    from denoiselab.svnr.denoise import estimate_svnr_noise
+
+    crops = {"128²": 128, "256²": 256, "whole": None}
+    head = ["level (read, shot)", "image"] + [f"{c}: read, shot" for c in crops]
+    rows: dict[tuple[str, str], list[str]] = {}
+    errors: dict[tuple[str, str], list[float]] = {}
+    for label, size in crops.items():
+        for level, read, shot, name, _, noisy in _simulated_pairs(data_root, limit, start, size):
+            r, s, stride = estimate_svnr_noise(torch.from_numpy(noisy).permute(2, 0, 1)[None], return_stride=True)
+            rows.setdefault((f"{level} ({read:g}, {shot:g})", name), []).append(
+                f"{r:.3f}, {s:.3f}" + (" (stride 4)" if stride > 1 else ""))
+            errors.setdefault((level, label), []).append(abs(s / shot - 1))
+    body = [list(key) + cells for key, cells in rows.items()]
+    summary = ["Median |shot / true − 1| per level: " + "; ".join(
+        f"{level}: " + ", ".join(f"{label} {100 * np.median(errors[level, label]):.0f} %" for label in crops)
+        for level in LEVELS) + "."]
+    return "\n".join([markdown_table(head, body), ""] + summary)
 
 
 def real(data_root: Path, limit: int) -> str:
@@ -183,9 +220,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
     p.add_argument("--limit", type=int, default=3)
+    p.add_argument("--start", type=int, default=0, help="index of the first simulated image (part svnr / svnr-sim)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_noise_estimation")
-    p.add_argument("--parts", nargs="+", choices=("svnr", "bm3d", "residuals"), default=["svnr", "bm3d", "residuals"])
+    p.add_argument("--parts", nargs="+", choices=("svnr", "svnr-sim", "sizes", "bm3d", "residuals"), default=["svnr", "bm3d", "residuals"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -194,16 +232,23 @@ def main() -> None:
     if "svnr" in args.parts:
         sections += ["- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image",
                      "", "## Simulated white shot + read noise (128² crops): auto against the true noise", "",
-                     simulated(args.data_root, args.limit), "",
+                     simulated(args.data_root, args.limit, args.start), "",
                      "## Real photos (256² centre crops; the bundled photo whole): auto", "",
                      real(args.data_root, args.limit), ""]
+    if "svnr-sim" in args.parts and "svnr" not in args.parts:
+        sections += ["- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image",
+                     "", f"## Simulated white shot + read noise (128² crops, images {args.start}-{args.start + args.limit - 1}"
+                     " of each set): auto against the true noise", "", simulated(args.data_root, args.limit, args.start), ""]
+    if "sizes" in args.parts:
+        sections += [f"## The SVNR estimate against the crop size (simulated noise, images {args.start}-"
+                     f"{args.start + args.limit - 1} of each set)", "", sizes(args.data_root, args.limit, args.start), ""]
     if "bm3d" in args.parts:
         sections += ["## BM3D with `--sigma auto` from the CLI and from `bench` (256² centre crops)", "",
                      bm3d(args.data_root, args.limit), ""]
     if "residuals" in args.parts:
         sections += ["## Where the residual of a real pair lives", "", residuals(args.data_root, args.limit), ""]
     text = "\n".join(sections)
-    path = Path(f"{result_stem(args.out, 'cpu')}_auto.md")
+    path = Path(f"{result_stem(args.out, 'cpu')}_auto{f'_from{args.start}' if args.start else ''}.md")
     atomic_write(path, lambda tmp: tmp.write_text(text))
     print(text)
     print(f"wrote {path}")
