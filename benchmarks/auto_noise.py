@@ -4,9 +4,9 @@
     python benchmarks/auto_noise.py --limit 2  # quicker
     python benchmarks/auto_noise.py --parts svnr-sim --start 3  # simulated part only, the next 3 images
 
-Part 1, simulated: the first `--limit` CBSD68 and Kodak24 images (from index `--start`, default 0;
-a later start gives images the estimator was not looked at on) (128² centre crops, as
-``benchmarks/svnr.py``), linear shot + read noise at that benchmark's three levels, white
+Part 1, simulated: `--limit` CBSD68 and Kodak24 images from index `--start` (default 0; a later
+start gives images the estimator was not looked at on), 128² centre crops as in
+``benchmarks/svnr.py``, linear shot + read noise at that benchmark's three levels, white
 (pixel-independent), each image its own seed. SVNR is run through ``denoiselab.denoise`` (the
 CLI's path) once with the true (read, shot) and once with ``auto``; the table gives both PSNRs
 in sRGB and the estimate.
@@ -220,7 +220,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
     p.add_argument("--limit", type=int, default=3)
-    p.add_argument("--start", type=int, default=0, help="index of the first simulated image (part svnr / svnr-sim)")
+    p.add_argument("--start", type=int, default=0, help="index of the first simulated image (parts svnr, svnr-sim and sizes)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_noise_estimation")
     p.add_argument("--parts", nargs="+", choices=("svnr", "svnr-sim", "sizes", "bm3d", "residuals"), default=["svnr", "bm3d", "residuals"])
@@ -229,19 +229,17 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     sections = ["# `auto` noise levels: SVNR against the true noise and on real photos; BM3D from the CLI and the bench;"
                 " where real residuals live", "", provenance("cpu"), ""]
+    images = f"images {args.start}-{args.start + args.limit - 1} of each set"
+    if "svnr" in args.parts or "svnr-sim" in args.parts:
+        sections += ["- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image",
+                     "", f"## Simulated white shot + read noise (128² crops, {images}): auto against the true noise", "",
+                     simulated(args.data_root, args.limit, args.start), ""]
     if "svnr" in args.parts:
-        sections += ["- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image",
-                     "", "## Simulated white shot + read noise (128² crops): auto against the true noise", "",
-                     simulated(args.data_root, args.limit, args.start), "",
-                     "## Real photos (256² centre crops; the bundled photo whole): auto", "",
+        sections += ["## Real photos (256² centre crops; the bundled photo whole): auto", "",
                      real(args.data_root, args.limit), ""]
-    if "svnr-sim" in args.parts and "svnr" not in args.parts:
-        sections += ["- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image",
-                     "", f"## Simulated white shot + read noise (128² crops, images {args.start}-{args.start + args.limit - 1}"
-                     " of each set): auto against the true noise", "", simulated(args.data_root, args.limit, args.start), ""]
     if "sizes" in args.parts:
-        sections += [f"## The SVNR estimate against the crop size (simulated noise, images {args.start}-"
-                     f"{args.start + args.limit - 1} of each set)", "", sizes(args.data_root, args.limit, args.start), ""]
+        sections += [f"## The SVNR estimate against the crop size (simulated noise, {images})", "",
+                     sizes(args.data_root, args.limit, args.start), ""]
     if "bm3d" in args.parts:
         sections += ["## BM3D with `--sigma auto` from the CLI and from `bench` (256² centre crops)", "",
                      bm3d(args.data_root, args.limit), ""]
