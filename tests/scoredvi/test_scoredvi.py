@@ -50,9 +50,9 @@ def _quick_noise_estimate(request, monkeypatch):
         from denoiselab.scoredvi import core
         from denoiselab.scoredvi.prior_weight import _estimate_delta_fallback
 
-        def quick(y, *, return_correlated=False):
+        def quick(y, *, return_estimate=False):
             delta = _estimate_delta_fallback(y)
-            return (delta, torch.zeros(y.shape[0], dtype=torch.bool)) if return_correlated else delta
+            return (delta, None) if return_estimate else delta
 
         monkeypatch.setattr(core, "estimate_delta", quick)
 
@@ -413,6 +413,38 @@ def test_fast_decides_the_warm_start_from_the_noise_correlation(priors3):
     flags = [scoredvi(img, preset=cfg, priors=priors3, progress=False, device="cpu").record["correlated"][0]
              for img in (white, correlated)]
     assert flags == [False, True]
+
+
+@pytest.mark.real_estimator
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_whitened_warm_start_reuses_the_noise_estimate_of_delta(priors3, monkeypatch):
+    """One noise estimate per image: δ's, also for the colour whitening of the PD start (which
+    used to estimate it again), with the same result as estimating it again on one tile."""
+    import denoiselab.noise as noise_pkg
+    import denoiselab.noise.estimate as estimate_mod
+    from denoiselab.noise import colour_whitening
+    from denoiselab.scoredvi.core import _warm_start
+
+    g = torch.Generator().manual_seed(0)
+    mix = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.5, 0.3, 0.8]])
+    noise = torch.nn.functional.avg_pool2d(torch.randn(1, 3, 98, 98, generator=g), 3, stride=1)
+    y = 0.5 + 0.2 * torch.einsum("ij,bjhw->bihw", mix, noise)
+    cfg = get_preset("fast", n_iter=1, nets=replace_nets(TINY.nets, mean_init="auto", pd_whiten=True))
+    assert bool(colour_whitening(y.double())[2][0])  # the whitened PD start is taken on this image
+    blur = lambda v, s: torch.nn.functional.avg_pool2d(v, 3, stride=1, padding=1, count_include_pad=False).clamp(0.2, 0.8)  # noqa: E731
+    reused = _warm_start([blur], y, "pd", None, stride=3, whiten=True, noise_estimate=estimate_mod.estimate_real_noise(y, stride=4))
+    torch.testing.assert_close(reused, _warm_start([blur], y, "pd", None, stride=3, whiten=True))
+    calls = []
+    real = estimate_mod.estimate_real_noise
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("stride", "auto"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(noise_pkg, "estimate_real_noise", counted)
+    monkeypatch.setattr(estimate_mod, "estimate_real_noise", counted)
+    res = scoredvi(y, preset=cfg, priors=priors3, progress=False, device="cpu")
+    assert calls == [4] and res.record["correlated"] == [True]
 
 
 def replace_nets(nets: NetConfig, **kw) -> NetConfig:

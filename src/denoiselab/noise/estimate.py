@@ -72,7 +72,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -730,6 +730,12 @@ class RealNoiseEstimate:
         """(B,) bool: `correlation` above the threshold at which ``stride="auto"`` picks stride 4,
         whatever stride the levels were measured at."""
         return self.correlation > _CORRELATION_THRESHOLD
+
+    def select(self, index: Tensor) -> "RealNoiseEstimate":
+        """The estimate of the images `index` (a (N,) long tensor of batch positions) only."""
+        index = torch.as_tensor(index, dtype=torch.int64).cpu()
+        return RealNoiseEstimate(**{f.name: getattr(self, f.name)[index.to(getattr(self, f.name).device)]
+                                    for f in fields(self)})
 
     @property
     def sigma255(self) -> list[float]:

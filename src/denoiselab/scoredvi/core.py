@@ -29,7 +29,7 @@ from torch import Tensor
 from .._utils import resolve_device
 from ..errors import DenoiselabError
 from .nets import PosteriorNets
-from ..noise import colour_whitening
+from ..noise import RealNoiseEstimate, colour_whitening
 from ..pixel_shuffle import pd_refine
 from .objective import ScoreIdentity, apply_priors, compute_loss_terms, compute_prior_samples
 from .presets import PUBLISHED_COLOR_PRIORS, PUBLISHED_GRAY_PRIORS, Preset, get_preset
@@ -192,14 +192,16 @@ def _check_values(y: Tensor) -> None:
 
 
 def _warm_start(starts: Sequence[DenoiserFn], y: Tensor, mode: str, correlated: Tensor | None, *,
-                stride: int = 2, whiten: bool = False) -> Tensor:
+                stride: int = 2, whiten: bool = False, noise_estimate: RealNoiseEstimate | None = None) -> Tensor:
     """The images µ_k is a residual on, (B, K, C, H, W): each start prior's denoised y.
 
     ``mode`` "prior": D_k(y); "pd": D_k through PD-`stride` and PD refinement
     (:func:`pd_refine`), for spatially correlated noise, which a Gaussian denoiser leaves as
     blotches at full resolution; with `whiten`, on colours in which the noise is white across
     channels where that is safe (:func:`~denoiselab.noise.colour_whitening`); "auto": "pd" for
-    the images flagged in `correlated`, "prior" for the others.
+    the images flagged in `correlated`, "prior" for the others. `noise_estimate`: the
+    :func:`~denoiselab.noise.estimate_real_noise` of the whole images `y` is a part of (a tile),
+    whose noise levels the whitening then reuses instead of estimating them again.
     """
     b = y.shape[0]
     if mode == "auto":
@@ -214,7 +216,8 @@ def _warm_start(starts: Sequence[DenoiserFn], y: Tensor, mode: str, correlated: 
                 idx = sel.nonzero().flatten().to(y.device)
                 ys = y[idx]
                 if pd and whiten:
-                    w, w_inv, _ = colour_whitening(ys.detach().double().cpu())
+                    est = None if noise_estimate is None else noise_estimate.select(idx)
+                    w, w_inv, _ = colour_whitening(ys.detach().double().cpu(), estimate=est)
                     w, w_inv = w.to(y.device, y.dtype), w_inv.to(y.device, y.dtype)
                     yw = torch.einsum("bij,bjhw->bihw", w, ys)
                     outs = [torch.einsum("bij,bjhw->bihw", w_inv, pd_refine(d, yw, stride, sigma)) for d in starts]
@@ -239,6 +242,7 @@ def fit_scoredvi(
     callback: Callable[[dict], None] | None = None,
     init_priors: Sequence[DenoiserFn] | None = None,
     correlated: Tensor | None = None,
+    noise_estimate: RealNoiseEstimate | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run Algorithm 1 once on a batch, with fresh networks seeded by `seed`.
 
@@ -261,6 +265,9 @@ def fit_scoredvi(
     correlated : Tensor of bool, shape (B,), optional
         For ``mean_init="auto"``: which images have spatially correlated noise (warm start
         through PD, see :func:`_warm_start`); default none.
+    noise_estimate : RealNoiseEstimate, optional
+        :func:`~denoiselab.noise.estimate_real_noise` of the whole images (`y` may be a tile of
+        them): the whitened warm start reuses its noise levels; default: estimated again.
 
     Returns
     -------
@@ -297,7 +304,7 @@ def fit_scoredvi(
         if len(starts) != k:
             raise DenoiselabError(f"{len(starts)} warm-start priors for {k} components; give one per prior")
         base = _warm_start(starts, y, preset.nets.mean_init, correlated, stride=preset.nets.pd_stride,
-                           whiten=preset.nets.pd_whiten)
+                           whiten=preset.nets.pd_whiten, noise_estimate=noise_estimate)
     for t in tqdm(range(preset.n_iter), desc=desc, disable=not progress, leave=False):
         theta = nets(y, base)  # Alg. 1 line 2
         eps = torch.stack([torch.randn((k, m, c, h, w), generator=g, device=dev) for g in gens], dim=2)
@@ -419,10 +426,11 @@ def scoredvi(
 
     # Eq. 20's δ (PD stride 4, 0-255 scale) and, from the same estimate, the white / correlated
     # decision that picks the warm start of mean_init="auto"
-    delta, correlated = estimate_delta(yb, return_correlated=True)
+    delta, noise_estimate = estimate_delta(yb, return_estimate=True)
     delta = delta.reshape(-1).float().cpu()
-    if cfg.nets.mean_init != "auto":
-        correlated = None
+    correlated = None
+    if cfg.nets.mean_init == "auto":
+        correlated = torch.zeros(bsz, dtype=torch.bool) if noise_estimate is None else noise_estimate.correlated.cpu()
     lam = choose_prior_weight(delta, gamma=gamma)
     if beta == "auto" and cfg.auto_beta is not None:
         beta_t = torch.full((bsz,), float(cfg.auto_beta))
@@ -437,7 +445,8 @@ def scoredvi(
         def fit(tile: Tensor):
             img, var, loss, ms = fit_scoredvi(tile, prior_fns, lam=lam[idx], beta=beta_t[idx], preset=cfg,
                                               seed=run_seed, progress=progress, callback=callback,
-                                              init_priors=init_fns, correlated=None if correlated is None else correlated[idx])
+                                              init_priors=init_fns, correlated=None if correlated is None else correlated[idx],
+                                              noise_estimate=None if noise_estimate is None else noise_estimate.select(idx))
             fit.losses.append(loss)
             fit.sigmas.append(ms)
             return img, var

@@ -23,11 +23,16 @@ single noisy image", IEEE TIP 23(10), 2014, doi:10.1109/TIP.2014.2347204.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import DenoiselabError
+
+if TYPE_CHECKING:
+    from ..noise import RealNoiseEstimate
 
 __all__ = ["estimate_delta", "choose_prior_weight", "choose_beta", "L1_DEFAULT", "L2_DEFAULT"]
 
@@ -79,12 +84,12 @@ def choose_beta(delta: Tensor | float, *, l1: float = L1_DEFAULT, l2: float = L2
     return torch.where(delta > l2, torch.full_like(delta, BETAS[2]), beta)
 
 
-def estimate_delta(y: Tensor, *, return_correlated: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+def estimate_delta(y: Tensor, *, return_estimate: bool = False) -> Tensor | tuple[Tensor, RealNoiseEstimate | None]:
     """Noise level δ (std on the 0-255 scale) of each image, (B, C, H, W) -> (B,), float32.
 
-    With `return_correlated`, also the estimator's white / correlated decision per image
-    (:attr:`~denoiselab.noise.RealNoiseEstimate.correlated`, (B,) bool) from the same estimate;
-    all False for images too small for stride 4.
+    With `return_estimate`, also the :class:`~denoiselab.noise.RealNoiseEstimate` δ came from
+    (its ``correlated`` is the white / correlated decision per image; the colour whitening of
+    the warm start reuses its noise levels), or None for images too small for stride 4.
 
     δ = ⌊255·σ⌋ with σ the noise std of :func:`denoiselab.noise.estimate_real_noise` on the
     stride-4 pixel-shuffled sub-images (ScoreDVI's stride, Sec. 3.5): Liu et al.'s weak-texture
@@ -97,10 +102,10 @@ def estimate_delta(y: Tensor, *, return_correlated: bool = False) -> Tensor | tu
 
     if min(y.shape[-2:]) < 28:
         delta = _estimate_delta_fallback(y)
-        return (delta, torch.zeros(y.shape[0], dtype=torch.bool)) if return_correlated else delta
+        return (delta, None) if return_estimate else delta
     est = estimate_real_noise(y, stride=4)
     delta = torch.floor(255.0 * est.sigma.to(torch.float32).cpu() + 1e-4)
-    return (delta, est.correlated.cpu()) if return_correlated else delta
+    return (delta, est) if return_estimate else delta
 
 
 def _estimate_delta_fallback(y: Tensor, stride: int = 4) -> Tensor:
