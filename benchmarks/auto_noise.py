@@ -11,7 +11,15 @@ start gives images the estimator was not looked at on), 128² centre crops as in
 CLI's path) once with the true (read, shot) and once with ``auto``; the table gives both PSNRs
 in sRGB and the estimate.
 
-Part 1b, sizes (``--parts sizes``): the estimate alone for the same noise on 128² and 256²
+Part 1a, whole photos (``--parts svnr-photo``): the same, with the noise drawn on the whole image
+and SVNR run on it, as a user runs ``denoiselab denoise photo.png --method svnr`` (whose ``auto``
+estimates on the photo, up to 2048² pixels of it).
+
+Part 1b, told (``--parts svnr-told``): SVNR told the true read noise and the true shot noise
+times 0.85 ... 0.3, and the other way round, on the 128² crops: whether the true parameters are
+what the shipped model does best with.
+
+Part 1c, sizes (``--parts sizes``): the estimate alone for the same noise on 128² and 256²
 centre crops and on the whole image: how much of its error is the small crop.
 
 Part 2, real: the bundled SIDD photo (``examples/sidd_18_1_noisy.png``) and the first
@@ -32,7 +40,8 @@ the residual between neighbouring pixels on the strongest of the 8 column (and r
 median phase. JPEG codes 8×8 blocks independently, so its compression error jumps at block edges
 (well above 1); sensor noise and demosaicking have no 8-px period (about 1).
 
-Writes ``benchmarks/results/real_noise_estimation/<date>_<commit>_cpu_auto.md`` (``..._auto_from<start>.md`` with `--start`).
+Writes ``benchmarks/results/real_noise_estimation/<date>_<commit>_cpu_auto.md`` (``..._auto_from<start>.md`` with `--start`,
+and the parts appended, ``..._auto_svnr-photo.md``, when they are not the default ones).
 """
 
 from __future__ import annotations
@@ -96,11 +105,12 @@ def _simulated_pairs(data_root: Path, limit: int, start: int = 0, size: int | No
                 yield level, read, shot, f"{dataset}/{path.stem}", clean, noisy
 
 
-def simulated(data_root: Path, limit: int, start: int = 0) -> str:
+def simulated(data_root: Path, limit: int, start: int = 0, size: int | None = 128) -> str:
+    """SVNR told the true noise against SVNR with ``auto`` on the `size`² centre crops (None: whole images)."""
     head = ["level (read, shot)", "image", "noisy", "SVNR, true noise", "SVNR, auto", "auto − true (dB)",
             "estimate (read, shot)"]
     body, diffs = [], []
-    for level, read, shot, name, clean, noisy in _simulated_pairs(data_root, limit, start):
+    for level, read, shot, name, clean, noisy in _simulated_pairs(data_root, limit, start, size):
         given, _, _ = _svnr(noisy, read_noise=read, shot_noise=shot)
         auto, est, _ = _svnr(noisy)
         d = _score(auto, clean) - _score(given, clean)
@@ -108,8 +118,30 @@ def simulated(data_root: Path, limit: int, start: int = 0) -> str:
         body.append([f"{level} ({read:g}, {shot:g})", name, f"{_score(noisy, clean):.2f}",
                      f"{_score(given, clean):.2f}", f"{_score(auto, clean):.2f}", f"{d:+.2f}",
                      f"{est['read'][0]:.3f}, {est['shot'][0]:.3f} (stride {est['stride'][0]})"])
+    beyond = sum(d < -0.5 for d in diffs)
     return "\n".join([markdown_table(head, body), "",
-                      f"auto − true: mean {np.mean(diffs):+.2f} dB, worst {min(diffs):+.2f} dB over {len(diffs)} images."])
+                      f"auto − true: mean {np.mean(diffs):+.2f} dB, worst {min(diffs):+.2f} dB over {len(diffs)} images;"
+                      f" {beyond} beyond −0.5 dB."])
+
+
+SCALES = (0.85, 0.7, 0.5, 0.3)  # factors on one told parameter in the `told` part
+
+
+def told(data_root: Path, limit: int, start: int = 0) -> str:
+    """SVNR told the true noise with one parameter scaled: is the truth what the model wants to be told?"""
+    gains: dict[tuple[str, str, float], list[float]] = {}
+    for level, read, shot, _, clean, noisy in _simulated_pairs(data_root, limit, start):
+        true = _score(_svnr(noisy, read_noise=read, shot_noise=shot)[0], clean)
+        for f in SCALES:
+            for which, noise in (("shot", dict(read_noise=read, shot_noise=f * shot)),
+                                 ("read", dict(read_noise=f * read, shot_noise=shot))):
+                gains.setdefault((level, which, f), []).append(_score(_svnr(noisy, **noise)[0], clean) - true)
+    head = ["level (read, shot)", "told"] + [f"× {f:g}: mean (min, max)" for f in SCALES]
+    body = [[f"{level} ({read:g}, {shot:g})", f"{which} × f, the other true"]
+            + [f"{np.mean(g):+.2f} ({min(g):+.2f}, {max(g):+.2f})" for g in (gains[level, which, f] for f in SCALES)]
+            for level, (read, shot) in LEVELS.items() for which in ("shot", "read")]
+    return "\n".join([markdown_table(head, body), "",
+                      "dB against SVNR told the true (read, shot), same crops and seeds; positive: better than told the truth."])
 
 
 def sizes(data_root: Path, limit: int, start: int = 0) -> str:
@@ -220,23 +252,28 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=Path(os.environ.get("DENOISELAB_DATA", ROOT.parent / "shared" / "data")))
     p.add_argument("--limit", type=int, default=3)
-    p.add_argument("--start", type=int, default=0, help="index of the first simulated image (parts svnr, svnr-sim and sizes)")
+    p.add_argument("--start", type=int, default=0, help="index of the first simulated image (the parts svnr*, sizes)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_noise_estimation")
-    p.add_argument("--parts", nargs="+", choices=("svnr", "svnr-sim", "sizes", "bm3d", "residuals"), default=["svnr", "bm3d", "residuals"])
+    p.add_argument("--parts", nargs="+", choices=("svnr", "svnr-sim", "svnr-photo", "svnr-told", "sizes", "bm3d", "residuals"), default=["svnr", "bm3d", "residuals"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     sections = ["# `auto` noise levels: SVNR against the true noise and on real photos; BM3D from the CLI and the bench;"
                 " where real residuals live", "", provenance("cpu"), ""]
     images = f"images {args.start}-{args.start + args.limit - 1} of each set"
-    if "svnr" in args.parts or "svnr-sim" in args.parts:
-        sections += ["- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image",
-                     "", f"## Simulated white shot + read noise (128² crops, {images}): auto against the true noise", "",
-                     simulated(args.data_root, args.limit, args.start), ""]
+    if {"svnr", "svnr-sim", "svnr-photo"} & set(args.parts):
+        sections += ["- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image", ""]
+    for part, size, where in (("svnr-sim", 128, "128² crops"), ("svnr-photo", None, "whole images")):
+        if part in args.parts or (part == "svnr-sim" and "svnr" in args.parts):
+            sections += [f"## Simulated white shot + read noise ({where}, {images}): auto against the true noise", "",
+                         simulated(args.data_root, args.limit, args.start, size), ""]
     if "svnr" in args.parts:
         sections += ["## Real photos (256² centre crops; the bundled photo whole): auto", "",
                      real(args.data_root, args.limit), ""]
+    if "svnr-told" in args.parts:
+        sections += [f"## SVNR told the true noise with the shot or the read term scaled (128² crops, {images})", "",
+                     told(args.data_root, args.limit, args.start), ""]
     if "sizes" in args.parts:
         sections += [f"## The SVNR estimate against the crop size (simulated noise, {images})", "",
                      sizes(args.data_root, args.limit, args.start), ""]
@@ -246,7 +283,8 @@ def main() -> None:
     if "residuals" in args.parts:
         sections += ["## Where the residual of a real pair lives", "", residuals(args.data_root, args.limit), ""]
     text = "\n".join(sections)
-    path = Path(f"{result_stem(args.out, 'cpu')}_auto{f'_from{args.start}' if args.start else ''}.md")
+    parts = "" if args.parts == p.get_default("parts") else "_" + "-".join(args.parts)
+    path = Path(f"{result_stem(args.out, 'cpu')}_auto{f'_from{args.start}' if args.start else ''}{parts}.md")
     atomic_write(path, lambda tmp: tmp.write_text(text))
     print(text)
     print(f"wrote {path}")
