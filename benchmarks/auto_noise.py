@@ -64,6 +64,7 @@ from denoiselab.cli.main import main as cli
 from denoiselab.io import atomic_write, read_image, write_image
 from denoiselab.metrics import psnr
 from denoiselab.svnr import add_svnr_noise, to_linear, to_srgb
+from denoiselab.svnr.weights import SHIPPED, SVNR_WEIGHTS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = {"low": (0.01, 0.02), "medium": (0.04, 0.04), "high": (0.10, 0.05)}  # benchmarks/svnr.py's
@@ -80,11 +81,15 @@ def _true_noise(noisy: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     return float(np.sqrt(max(b, 0.0))), float(np.sqrt(max(a, 0.0)))
 
 
+#: SVNR weights the svnr parts run (None: the shipped svnr-s); set once by --svnr-model.
+SVNR_WEIGHTS: Path | None = None
+
+
 def _svnr(noisy: np.ndarray, **noise) -> tuple[np.ndarray, dict, float]:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # above the training range: handled, reported below
-        res = denoise(noisy, "svnr", return_details=True, **noise)
+        res = denoise(noisy, "svnr", return_details=True, svnr_weights=SVNR_WEIGHTS, **noise)
     return res.image, res.noise, time.perf_counter() - start
 
 
@@ -256,14 +261,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_noise_estimation")
     p.add_argument("--parts", nargs="+", choices=("svnr", "svnr-sim", "svnr-photo", "svnr-told", "sizes", "bm3d", "residuals"), default=["svnr", "bm3d", "residuals"])
+    p.add_argument("--svnr-model", choices=sorted(SHIPPED), default="svnr",
+                   help="the shipped SVNR model the svnr parts run (svnr-truemap: the first svnr-s)")
     args = p.parse_args()
+    global SVNR_WEIGHTS
+    SVNR_WEIGHTS = SVNR_WEIGHTS_DIR / f"{SHIPPED[args.svnr_model]}.safetensors"
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     sections = ["# `auto` noise levels: SVNR against the true noise and on real photos; BM3D from the CLI and the bench;"
                 " where real residuals live", "", provenance("cpu"), ""]
     images = f"images {args.start}-{args.start + args.limit - 1} of each set"
     if {"svnr", "svnr-sim", "svnr-photo"} & set(args.parts):
-        sections += ["- shipped model `svnr` (svnr-s); one sample; PSNR (dB) in sRGB of the output against the clean image", ""]
+        sections += [f"- shipped model `{args.svnr_model}` ({SHIPPED[args.svnr_model]}); one sample; PSNR (dB) in sRGB of "
+                     "the output against the clean image", ""]
     for part, size, where in (("svnr-sim", 128, "128² crops"), ("svnr-photo", None, "whole images")):
         if part in args.parts or (part == "svnr-sim" and "svnr" in args.parts):
             sections += [f"## Simulated white shot + read noise ({where}, {images}): auto against the true noise", "",
@@ -284,6 +294,7 @@ def main() -> None:
         sections += ["## Where the residual of a real pair lives", "", residuals(args.data_root, args.limit), ""]
     text = "\n".join(sections)
     parts = "" if args.parts == p.get_default("parts") else "_" + "-".join(args.parts)
+    parts += "" if args.svnr_model == "svnr" else f"_{args.svnr_model}"
     path = Path(f"{result_stem(args.out, 'cpu')}_auto{f'_from{args.start}' if args.start else ''}{parts}.md")
     atomic_write(path, lambda tmp: tmp.write_text(text))
     print(text)

@@ -3,7 +3,9 @@
 Question: does SVNR, whose reverse chain starts from the noisy image at a per-pixel time, denoise
 at least as well as the same network trained as a standard conditioned diffusion model
 (SR3-style, started from pure noise), with far fewer network calls? And does its
-correlation-aware training (Eq. 11) matter (the same network trained with independent noise)?
+correlation-aware training (Eq. 11) matter (the same network trained with independent noise)? And
+the training time maps: from the variance estimated on the noisy image, as the sampler is given it
+(the shipped svnr-s), or from the clean image's true variance (svnr-s-truemap, the first model)?
 The baseline is the same UNet, data and number of training steps, trained on DDPM's chain (in VE
 form, pure noise at T) with EDM preconditioning; `--baseline conditional-eps` runs the first
 baseline instead (plain ε-prediction on SVNR's chain). SVNR also runs with fixed call counts
@@ -71,7 +73,8 @@ def _mean_of_samples(svnr, k: int):
 
 def methods(models: dict, *, long_steps: int, short_steps: int, svnr_steps: list[int], svnr_samples: int):
     """(name, run) pairs; ``run(y, sigma2, seed) -> (x_hat, network calls)``, all on the linear scale."""
-    svnr, uncorrelated, conditional = (models[k] for k in ("svnr", "svnr-uncorrelated", "baseline"))
+    svnr, truemap, uncorrelated, conditional = (models[k] for k in ("svnr", "svnr-truemap", "svnr-uncorrelated",
+                                                                    "baseline"))
     net, bm3d = load_denoiser("bfdncnn-color"), load_denoiser("bm3d")
     yield "SVNR", lambda y, s2, seed: sample_svnr(svnr.model, y, s2, schedule=svnr.schedule, seed=seed, return_calls=True)
     for n in svnr_steps:
@@ -79,6 +82,8 @@ def methods(models: dict, *, long_steps: int, short_steps: int, svnr_steps: list
             svnr.model, y, s2, steps=n, schedule=svnr.schedule, seed=seed, return_calls=True)
     if svnr_samples > 1:
         yield f"SVNR, mean of {svnr_samples} samples", _mean_of_samples(svnr, svnr_samples)
+    yield "SVNR, true-variance time maps", lambda y, s2, seed: sample_svnr(
+        truemap.model, y, s2, schedule=truemap.schedule, seed=seed, return_calls=True)
     yield "SVNR, no correlation fix", lambda y, s2, seed: sample_svnr(uncorrelated.model, y, s2, schedule=uncorrelated.schedule,
                                                                       seed=seed, return_calls=True)
     yield f"conditional, {short_steps} DDIM steps", lambda y, s2, seed: sample_conditional(
@@ -174,7 +179,8 @@ def main() -> int:
     torch.set_num_threads(1)
     if args.quick:
         args.limit, args.crop, args.long_limit, args.long_steps, args.short_steps = 1, 32, 1, 20, 5
-    roles = {"svnr": "svnr", "svnr-uncorrelated": "svnr-uncorrelated", "baseline": args.baseline}
+    roles = {"svnr": "svnr", "svnr-truemap": "svnr-truemap", "svnr-uncorrelated": "svnr-uncorrelated",
+             "baseline": args.baseline}
     models = {role: load_svnr(args.weights_dir / f"{SHIPPED[kind]}.safetensors" if kind in SHIPPED else Path(kind))
               for role, kind in roles.items()}
     args.out.mkdir(parents=True, exist_ok=True)

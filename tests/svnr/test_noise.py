@@ -62,7 +62,19 @@ def test_training_draws_stay_in_their_ranges_and_are_seeded():
     assert all(torch.equal(u, v) for u, v in zip(a, b))
 
 
+def test_estimated_training_variance_is_the_test_time_one_from_the_same_draw():
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    x0, y, true = make_noisy_batch(x, generator=torch.Generator().manual_seed(5))
+    x0e, ye, est = make_noisy_batch(x, variance="estimated", generator=torch.Generator().manual_seed(5))
+    assert torch.equal(x0, x0e) and torch.equal(y, ye)  # the same draw, only the variance differs
+    r, s, w = draw_noise_params(3, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(est, estimate_variance(y, r, s, white_level=w))
+    assert torch.allclose(true, svnr_variance(x0, r, s))
+    assert not torch.allclose(est, true)  # the estimate carries y's noise, the truth x0's content
+
+
 @pytest.mark.parametrize("call, message", [
+    (lambda: make_noisy_batch(torch.zeros(1, 1, 2, 2), variance="clean"), "variance='clean' must be one of"),
     (lambda: add_svnr_noise(torch.zeros(1, 1, 2, 2), -0.1, 0.0), "must be >= 0"),
     (lambda: add_svnr_noise(torch.zeros(1, 1, 2, 2), torch.tensor([0.1, 0.2]), 0.0), "one value per image"),
     (lambda: add_svnr_noise(torch.zeros(2, 2), 0.1, 0.1), r"\(B, C, H, W\)"),

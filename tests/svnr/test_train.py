@@ -94,8 +94,29 @@ def test_resume_refuses_a_different_recipe_but_not_a_longer_run(clean_folder, tm
     assert train_svnr(_cfg(clean_folder, steps=2, val_dir=None, val_crops=1), tmp_path, progress=False) is not None
 
 
+def test_time_map_setting_reaches_the_card_and_old_checkpoints_resume_as_true(clean_folder, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    weights = train_svnr(_cfg(clean_folder, steps=1, val_dir=None), tmp_path / "new", progress=False)
+    assert json.loads(weights.with_suffix(".json").read_text())["noise"]["time_map"] == "estimated"
+    old = tmp_path / "old"
+    assert train_svnr(_cfg(clean_folder, steps=2, val_dir=None, time_map="true"), old, progress=False,
+                      stop_at_step=1) is None
+    ckpt = old / "checkpoint.safetensors"
+    with safe_open(str(ckpt), framework="pt") as f:
+        meta = f.metadata()
+    stored = json.loads(meta["meta"])
+    del stored["config"]["time_map"]  # as written before the setting existed
+    save_file(load_file(str(ckpt)), str(ckpt), metadata=meta | {"meta": json.dumps(stored)})
+    with pytest.raises(DenoiselabError, match="different training configuration"):
+        train_svnr(_cfg(clean_folder, steps=2, val_dir=None), old, progress=False)
+    assert train_svnr(_cfg(clean_folder, steps=2, val_dir=None, time_map="true"), old, progress=False) is not None
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(kind="ddpm"), "kind"),
+    (dict(time_map="clean"), "time_map"),
     (dict(amp="int8"), "amp"),
     (dict(batch_size=0), "batch_size"),
     (dict(val_noise=[[0.1, 0.01]]), "val_noise"),

@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                         "x0: MSE on the clean estimate")
     v.add_argument("--time-sampling", choices=("uniform", "lognormal"), default="uniform",
                    help="conditional kind: training times uniform over 1..T (SR3) or EDM's log-normal noise levels")
+    v.add_argument("--time-map", choices=("estimated", "true"), default="estimated",
+                   help="svnr kinds: training time maps from the variance estimated on the noisy image, as at test "
+                        "time (default), or from the clean image's true variance")
     v.add_argument("--schedule", choices=("svnr", "vp"), default="svnr",
                    help="svnr: gamma_t = 5(1 - alpha_bar_t), SVNR's chain; vp: gamma_t = "
                         "(1 - alpha_bar_t)/alpha_bar_t, DDPM's chain in VE form, pure noise at T (for the baseline)")
@@ -178,7 +181,7 @@ def _cmd_train_svnr(args) -> int:
     from ..svnr.train import SVNRConfig, train_svnr
 
     cfg = SVNRConfig(name=args.name, kind=args.kind, parameterization=args.parameterization,
-                     loss_weighting=args.loss_weighting, time_sampling=args.time_sampling,
+                     loss_weighting=args.loss_weighting, time_sampling=args.time_sampling, time_map=args.time_map,
                      schedule_form=args.schedule, lam=5.0 if args.schedule == "svnr" else 1.0,
                      train_dirs=[str(d) for d in args.train_dir],
                      val_dir=str(args.val_dir) if args.val_dir else None, base_width=args.base_width,

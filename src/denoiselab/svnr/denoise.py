@@ -34,12 +34,14 @@ their central 4.2 MP crop. It is an estimate: it is biased on images without fla
 below about 100×100 pixels (the estimator then warns).
 
 Two adaptations make the small model usable on real photos (measured on the bundled SIDD
-photo, ``examples/sidd_18_1_noisy.png``, 18.52 dB noisy; the estimate there is read 0.035, shot
-0.127 against 0.034, 0.133 fitted to its noisy − clean pair; with both, ``auto`` reaches 21.83 dB):
+photo, ``examples/sidd_18_1_noisy.png``, 18.52 dB noisy; the estimate there is read 0.036, shot
+0.139 against 0.034, 0.133 fitted to its noisy − clean pair; with both, ``auto`` reaches 25.63 dB,
+``benchmarks/results/real_noise_estimation/``):
 
 - *Exposure scaling* (:func:`exposure_scale`): shot noise above the trained range is brought
-  into it by darkening the image, an exact symmetry of the noise model (shot 0.127 → 0.05 is
-  k = 0.15). Without it SVNR left that photo at 18.67 dB.
+  into it by darkening the image, an exact symmetry of the noise model (shot 0.139 → 0.05 is
+  k = 0.13). Without it SVNR reached 24.00 dB on that photo (the first svnr-s, whose training
+  time maps came from the clean image, 18.67).
 - *Pixel-shuffle for correlated noise*: demosaicking and the camera's processing correlate
   neighbouring pixels' noise, which a model trained on pixel-independent noise reads as image
   content. When the estimate found the noise correlated (its stride 4), the chains run on the
@@ -51,9 +53,9 @@ t* = γ⁻¹(σ̂²) and needs ⌈max t*⌉ calls, set by the brightest pixel's 
 (read, shot) = (0.01, 0.02), 5 for (0.04, 0.04), 12 for (0.1, 0.05), 25 for (0.2, 0.05).
 Each call runs all K samples at once, so time and memory grow linearly with K. With the shipped
 model (svnr-s) on 256² centre crops of the first 3 CBSD68 images (8-bit sRGB files, true noise
-given), K = 4 gained 0.9 dB over one sample at (0.05, 0.02) (27.26 → 28.17 dB; noisy 20.18) and
-1.6 dB at (0.15, 0.05) (21.48 → 23.05; noisy 14.03); one sample took 1.4 s (5 calls) and 5.0 s
-(19 calls) on one CPU thread.
+given), K = 4 gained 0.9 dB over one sample at (0.05, 0.02) (27.19 → 28.11 dB; noisy 20.18) and
+1.7 dB at (0.15, 0.05) (21.67 → 23.34; noisy 14.03); one sample took 1.4 s (5 calls) and 5.0 s
+(19 calls) on one CPU thread (the same network's time, measured with the first svnr-s).
 """
 
 from __future__ import annotations
@@ -205,8 +207,9 @@ def exposure_scale(shot: float, card: dict | None) -> float:
     ``k·y = k·x + √((k·r)² + (√k·s)²·(k·x))·n``, so the darkened image k·y is the signal k·x
     with read noise k·r and shot noise √k·s, exactly. Above the trained shot range the network
     meets a pattern of noise it never learnt: on the bundled SIDD photo's clean image with
-    simulated white shot + read noise (0.034, 0.133), SVNR given the true noise gained 0.5 dB
-    over the noisy input; darkened to shot 0.05 (k = 0.14) it gained 3.9 dB. A dim image is
+    simulated white shot + read noise (0.034, 0.133), SVNR given the true noise gained 7.9 dB
+    over the noisy input (18.82 → 26.76); darkened to shot 0.05 (k = 0.14) it gained 10.4 dB
+    (29.21). A dim image is
     the milder departure from training. So k = (s_max / s)² when s > s_max (the card's
     ``noise.shot_range``), else 1; the samples are divided by k afterwards.
     """

@@ -97,7 +97,7 @@ def _check_model(model) -> None:
 
 def training_sample(x0: Tensor, y: Tensor, sigma2: Tensor, *, correlated: bool = True, tau: Tensor | None = None,
                     schedule: VESchedule | None = None, generator: torch.Generator | None = None) -> DiffusionSample:
-    """SVNR's training pair from a clean image, its noisy version and the true noise variance (Eq. 11).
+    """SVNR's training pair from a clean image, its noisy version and a noise variance map (Eq. 11).
 
     Per pixel ``t*_p = γ⁻¹(σ²_p)`` (max over channels); per image τ ~ U(0, max t*), and
     ``t_p = max(t*_p − τ, 0)`` — exactly the maps the sampler visits. With ``ρ = γ_t/γ_{t*}`` and
@@ -115,7 +115,8 @@ def training_sample(x0: Tensor, y: Tensor, sigma2: Tensor, *, correlated: bool =
     x0, y : Tensor (B, C, H, W)
         Clean and noisy images on the linear scale (:func:`~denoiselab.svnr.noise.make_noisy_batch`).
     sigma2 : Tensor (B, C or 1, H, W)
-        The per-pixel noise variance y was made with, >= 0, at most γ_T.
+        The per-pixel noise variance the time maps come from, >= 0, at most γ_T: the one y was made
+        with, or its estimate from y, as the sampler will be given it (``SVNRConfig.time_map``).
     correlated : bool, optional
         True: Eq. 11 (SVNR); False: independent noise (the ablation "without the correlation fix").
     tau : Tensor (B,), optional

@@ -29,8 +29,9 @@ from torch import Tensor
 from ..errors import DenoiselabError
 from ..noise.models import poisson_gaussian_sigma
 
-__all__ = ["SIGMA_FLOOR", "READ_RANGE", "SHOT_RANGE", "WHITE_RANGE", "srgb_to_linear", "linear_to_srgb", "to_linear",
-           "to_srgb", "svnr_variance", "add_svnr_noise", "estimate_variance", "draw_noise_params", "make_noisy_batch"]
+__all__ = ["SIGMA_FLOOR", "READ_RANGE", "SHOT_RANGE", "WHITE_RANGE", "VARIANCES", "srgb_to_linear", "linear_to_srgb",
+           "to_linear", "to_srgb", "svnr_variance", "add_svnr_noise", "estimate_variance", "draw_noise_params",
+           "make_noisy_batch"]
 
 SIGMA_FLOOR = 1e-3
 READ_RANGE = (1e-3, 0.2)   # [guess]; the notes' wide range is (1e-3, 0.5)
@@ -236,13 +237,23 @@ def draw_noise_params(batch: int, *, read_range: Sequence[float] = READ_RANGE, s
     return uniform(r0, r1), uniform(s0, s1), uniform(w0, w1)
 
 
+VARIANCES = ("estimated", "true")
+
+
 def make_noisy_batch(x_srgb: Tensor, *, read_range: Sequence[float] = READ_RANGE, shot_range: Sequence[float] = SHOT_RANGE,
-                     white_range: Sequence[float] = WHITE_RANGE,
+                     white_range: Sequence[float] = WHITE_RANGE, variance: str = "true",
                      generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """A training batch: clean sRGB patches to linear ``x0``, noisy ``y`` and the true ``sigma2``.
+    """A training batch: clean sRGB patches to linear ``x0``, noisy ``y`` and a per-pixel variance ``sigma2``.
 
     Draws σ_r, σ_s, w per image (:func:`draw_noise_params`), then ``x0 = to_linear(x_srgb, w)``
     and ``y, sigma2 = add_svnr_noise(x0, σ_r, σ_s)``.
+
+    Parameters
+    ----------
+    variance : {"true", "estimated"}, optional
+        Which ``sigma2`` is returned: "true", the variance the noise was drawn with (from the
+        clean ``x0``); "estimated", the one a sampler is given at test time,
+        ``estimate_variance(y, σ_r, σ_s, white_level=w)`` (from the noisy ``y``).
 
     Returns
     -------
@@ -257,6 +268,10 @@ def make_noisy_batch(x_srgb: Tensor, *, read_range: Sequence[float] = READ_RANGE
     _check_image("x_srgb", x_srgb)
     r, s, w = draw_noise_params(x_srgb.shape[0], read_range=read_range, shot_range=shot_range,
                                 white_range=white_range, generator=generator)
+    if variance not in VARIANCES:
+        raise DenoiselabError(f"variance={variance!r} must be one of {', '.join(VARIANCES)}")
     x0 = to_linear(x_srgb, w)
     y, sigma2 = add_svnr_noise(x0, r, s, generator=generator)
+    if variance == "estimated":
+        sigma2 = estimate_variance(y, r, s, white_level=w)
     return x0, y, sigma2

@@ -16,7 +16,8 @@ all (``benchmarks/results/svnr/``): plain ε on SVNR's chain, and EDM with unifo
 the x̂_0 loss, stayed below it.
 
 Random crops of clean sRGB images are converted to linear values over a random white level and
-given shot + read noise (:func:`~denoiselab.svnr.noise.make_noisy_batch`); the loss is the MSE
+given shot + read noise (:func:`~denoiselab.svnr.noise.make_noisy_batch`); the time maps come from
+the variance estimated on the noisy crop, as at test time (``time_map``, see :class:`SVNRConfig`); the loss is the MSE
 between ε̂ and the target (times the parameterisation's weight), averaged over the pixels with
 t > 0 (at t = 0 the target is noise the sampler never uses: it multiplies ε̂ by √γ_0 = 0). Adam with the cosine decay of
 :mod:`denoiselab.training.train`, gradient-norm clipping, checkpoints every `checkpoint_every`
@@ -43,7 +44,7 @@ from ..errors import DenoiselabError
 from ..training.patches import PatchSampler, load_training_images
 from ..training.train import _learning_rate, _load_checkpoint, _save_checkpoint
 from .diffusion import conditional_training_sample, sample_conditional, sample_svnr, training_sample
-from .noise import READ_RANGE, SHOT_RANGE, SIGMA_FLOOR, WHITE_RANGE, add_svnr_noise, estimate_variance, \
+from .noise import READ_RANGE, SHOT_RANGE, SIGMA_FLOOR, VARIANCES, WHITE_RANGE, add_svnr_noise, estimate_variance, \
     make_noisy_batch, to_linear, to_srgb
 from .schedule import VESchedule
 from .unet import Preconditioned, SVNRUNet
@@ -67,6 +68,15 @@ class SVNRConfig:
     `time_sampling` (uniform, lognormal; conditional kind only) and `schedule_form` (svnr, vp;
     with `lam`) are the recipe choices of :func:`training_loss`, :func:`build_model` and
     :class:`~denoiselab.svnr.schedule.VESchedule`.
+
+    `time_map` (svnr kinds): the variance the training time maps t* = γ⁻¹(σ²) come from.
+    "estimated" (default): from the noisy image, ``σ_r² + σ_s²·clip(y, 0, 1/w)``, the map the
+    sampler is given at test time. "true": from the clean image, as the notes' reconstruction
+    has it; the map then carries the clean image wherever shot noise dominates (σ² grows with
+    x), a hint the network learns to read and that the test-time map, made from y, gives
+    noisily. Models trained that way do best told about half the true shot noise
+    (``benchmarks/results/real_noise_estimation/``, part ``svnr-told``). Checkpoints written
+    before the field existed resume as "true".
     """
 
     name: str
@@ -76,6 +86,7 @@ class SVNRConfig:
     sigma_data: float = 0.5
     loss_weighting: str = "natural"
     time_sampling: str = "uniform"
+    time_map: str = "estimated"
     val_dir: str | None = None
     channels: int = 3
     base_width: int = 32
@@ -118,7 +129,7 @@ def _check_config(cfg: SVNRConfig) -> None:
         raise DenoiselabError(f"kind={cfg.kind!r} must be one of {', '.join(KINDS)}")
     VESchedule(T=cfg.T, lam=cfg.lam, form=cfg.schedule_form)  # its own checks
     for name, allowed in (("parameterization", PARAMETERIZATIONS), ("loss_weighting", LOSS_WEIGHTINGS),
-                          ("time_sampling", TIME_SAMPLINGS)):
+                          ("time_sampling", TIME_SAMPLINGS), ("time_map", VARIANCES)):
         if getattr(cfg, name) not in allowed:
             raise DenoiselabError(f"{name}={getattr(cfg, name)!r} must be one of {', '.join(allowed)}")
     if cfg.time_sampling != "uniform" and cfg.kind != "conditional":
@@ -152,7 +163,7 @@ def training_loss(model: nn.Module, kind: str, x_srgb: Tensor, *, cfg: SVNRConfi
     x_t shows almost nothing; the log-normal puts 95 % in σ ≈ 0.03–3.
     """
     x0, y, sigma2 = make_noisy_batch(x_srgb, read_range=cfg.read_range, shot_range=cfg.shot_range,
-                                     white_range=cfg.white_range, generator=generator)
+                                     white_range=cfg.white_range, variance=cfg.time_map, generator=generator)
     if kind == "conditional":
         t = None
         if cfg.time_sampling == "lognormal":
@@ -232,11 +243,10 @@ def _resume(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch
 
     with safe_open(str(ckpt), framework="pt") as f:
         stored = json.loads(f.metadata()["meta"])["config"]
+    stored.setdefault("time_map", "true")  # written before the setting existed: the clean image's variance
     if _recipe(asdict(SVNRConfig(**stored))) != _recipe(asdict(cfg)):  # fields added later take their defaults
         raise DenoiselabError(f"{ckpt} was written by a different training configuration; use another output folder")
-    # training.train._load_checkpoint checks its own (BF-DnCNN) recipe keys against the config it is given;
-    # it gets the stored one, so that check passes and ours above is the one that counts.
-    return _load_checkpoint(ckpt, model, opt, gen, SVNRConfig(**stored))
+    return _load_checkpoint(ckpt, model, opt, gen, None)  # the recipe is checked above, the SVNR way
 
 
 def train_svnr(cfg: SVNRConfig, out_dir: str | Path, *, progress: bool = True,
@@ -342,7 +352,8 @@ def train_svnr(cfg: SVNRConfig, out_dir: str | Path, *, progress: bool = True,
         "training_images": len(images),
         "noise": {"model": "linear RGB: y = max(x + sigma*n, 0), sigma^2 = read^2 + shot^2*x, sigma >= "
                            f"{SIGMA_FLOOR:g}; x = srgb_to_linear(x_srgb) / w",
-                  "read_range": cfg.read_range, "shot_range": cfg.shot_range, "white_range": cfg.white_range},
+                  "read_range": cfg.read_range, "shot_range": cfg.shot_range, "white_range": cfg.white_range,
+                  **({"time_map": cfg.time_map} if cfg.kind != "conditional" else {})},
         "loss": "MSE between predicted and target noise over pixels with t > 0" + (
             ", weighted by gamma_t/sigma_data^2 (the MSE on x0)" if cfg.loss_weighting == "x0" else
             ", weighted by 1 + gamma_t/sigma_data^2 (EDM)" if cfg.parameterization == "edm" else ""),

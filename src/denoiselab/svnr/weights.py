@@ -16,12 +16,14 @@ from .train import SVNRModel, load_svnr
 
 SVNR_WEIGHTS_DIR = WEIGHTS_DIR / "svnr"
 
-#: Shipped weights by role: SVNR, its ablation without the correlation fix, the conditioned baseline
-#: (EDM-preconditioned on DDPM's chain) and the first baseline (plain ε on SVNR's chain, which did not learn
-#: at the CPU budget; kept so its committed benchmark stays reproducible), and the baseline with 4× SVNR's
-#: training steps (how much of the gap is budget).
-SHIPPED = {"svnr": "svnr-s", "svnr-uncorrelated": "svnr-uncorrelated-s", "conditional": "svnr-conditional-edm-lognormal-s",
-           "conditional-eps": "svnr-conditional-s", "conditional-4x": "svnr-conditional-edm-4x-s"}
+#: Shipped weights by role: SVNR, the first SVNR model (training time maps from the clean image's true
+#: variance instead of the estimated one; kept for comparison), its ablation without the correlation fix, the
+#: conditioned baseline (EDM-preconditioned on DDPM's chain) and the first baseline (plain ε on SVNR's chain,
+#: which did not learn at the CPU budget; kept so its committed benchmark stays reproducible), and the baseline
+#: with 4× SVNR's training steps (how much of the gap is budget).
+SHIPPED = {"svnr": "svnr-s", "svnr-truemap": "svnr-s-truemap", "svnr-uncorrelated": "svnr-uncorrelated-s",
+           "conditional": "svnr-conditional-edm-lognormal-s", "conditional-eps": "svnr-conditional-s",
+           "conditional-4x": "svnr-conditional-edm-4x-s"}
 
 
 def load_shipped_svnr(kind: str = "svnr", *, device: str | torch.device = "cpu") -> SVNRModel:

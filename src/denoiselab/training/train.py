@@ -96,12 +96,14 @@ def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, g
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta)}))
 
 
-def _load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, cfg: TrainConfig) -> dict:
+def _load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
+                     cfg: TrainConfig | None) -> dict:
+    """Restore model, optimiser and RNG; `cfg` None: the caller has checked the recipe its own way."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["meta"])
-        if _recipe(meta["config"]) != _recipe(asdict(cfg)):
+        if cfg is not None and _recipe(meta["config"]) != _recipe(asdict(cfg)):
             raise DenoiselabError(f"{path} was written by a different training configuration; use another --out")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
