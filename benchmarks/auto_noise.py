@@ -81,7 +81,7 @@ def _true_noise(noisy: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     return float(np.sqrt(max(b, 0.0))), float(np.sqrt(max(a, 0.0)))
 
 
-#: SVNR weights the svnr parts run (None: the shipped svnr-s); set once by --svnr-model.
+#: SVNR weights the svnr parts run (None: denoise's default, svnr-s); main sets them from --svnr-model.
 SVNR_WEIGHTS: Path | None = None
 
 

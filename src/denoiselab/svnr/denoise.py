@@ -209,9 +209,8 @@ def exposure_scale(shot: float, card: dict | None) -> float:
     meets a pattern of noise it never learnt: on the bundled SIDD photo's clean image with
     simulated white shot + read noise (0.034, 0.133), SVNR given the true noise gained 7.9 dB
     over the noisy input (18.82 → 26.76); darkened to shot 0.05 (k = 0.14) it gained 10.4 dB
-    (29.21). A dim image is
-    the milder departure from training. So k = (s_max / s)² when s > s_max (the card's
-    ``noise.shot_range``), else 1; the samples are divided by k afterwards.
+    (29.21). A dim image is the milder departure from training. So k = (s_max / s)² when
+    s > s_max (the card's ``noise.shot_range``), else 1; the samples are divided by k afterwards.
     """
     trained = ((card or {}).get("noise") or {}).get("shot_range")
     s_max = float(trained[1]) if isinstance(trained, (list, tuple)) and len(trained) == 2 else SHOT_RANGE[1]
