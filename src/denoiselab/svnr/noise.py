@@ -266,10 +266,10 @@ def make_noisy_batch(x_srgb: Tensor, *, read_range: Sequence[float] = READ_RANGE
     (True, True, True)
     """
     _check_image("x_srgb", x_srgb)
-    r, s, w = draw_noise_params(x_srgb.shape[0], read_range=read_range, shot_range=shot_range,
-                                white_range=white_range, generator=generator)
     if variance not in VARIANCES:
         raise DenoiselabError(f"variance={variance!r} must be one of {', '.join(VARIANCES)}")
+    r, s, w = draw_noise_params(x_srgb.shape[0], read_range=read_range, shot_range=shot_range,
+                                white_range=white_range, generator=generator)
     x0 = to_linear(x_srgb, w)
     y, sigma2 = add_svnr_noise(x0, r, s, generator=generator)
     if variance == "estimated":
