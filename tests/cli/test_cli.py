@@ -1,5 +1,7 @@
 """The command line: a missing file or bad value is one stderr line and exit code 2; outputs are real."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,14 @@ def test_estimate_noise_prints_the_estimates(noisy_png, capsys):
     assert main(["estimate-noise", str(noisy_png)]) == 0
     out = capsys.readouterr().out
     assert "PCA" in out and "delta" in out
+    assert "auto: sigma" in out and ("white noise" in out or "correlated (camera) noise" in out)
+
+
+def test_estimate_noise_reports_the_auto_decision_on_the_bundled_camera_photo(capsys):
+    photo = Path(__file__).resolve().parents[2] / "examples" / "sidd_18_1_noisy.png"
+    assert main(["estimate-noise", str(photo)]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if "auto:" in l)
+    assert "correlated (camera) noise" in line and "stride 4" in line and "stride-4/stride-1 std" in line
 
 
 def test_list_names_the_denoisers(capsys):

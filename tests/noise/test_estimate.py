@@ -275,6 +275,7 @@ def test_demosaicked_noise_is_measured_per_colour_filter_site():
     truth = float((noisy - clean).std())
     est = estimate_real_noise(noisy)
     assert bool(est.correlated[0]) and int(est.stride[0]) == 4
+    assert float(est.shuffle_gain[0]) > 2.0  # the correlation hides part of the noise at stride 1
     assert abs(float(est.sigma[0]) / truth - 1) < 0.10, (float(est.sigma[0]), truth)
 
 
@@ -298,6 +299,17 @@ def test_little_white_noise_on_texture_is_not_taken_for_correlated_noise():
     demosaicked = estimate_real_noise(bayer_demosaic(y))
     assert not bool(white.correlated[0]) and int(white.stride[0]) == 1, float(white.correlation[0])
     assert bool(demosaicked.correlated[0]) and int(demosaicked.stride[0]) == 4, float(demosaicked.correlation[0])
+
+
+def test_shuffle_gain_is_measured_only_where_the_spectrum_says_correlated():
+    """White noise on a smooth image: the spectrum alone settles it, the gain is not measured (NaN);
+    forced to stride 4 the same image is still reported as white."""
+    y = add_awgn(make_clean(3, 128), 0.05)
+    for stride in ("auto", 4):
+        est = estimate_real_noise(y, stride=stride)
+        assert float(est.correlation[0]) <= 0.15
+        assert math.isnan(float(est.shuffle_gain[0])) and not bool(est.correlated[0])
+    assert int(estimate_real_noise(y).stride[0]) == 1
 
 
 @needs_data("test", "synthetic", "Kodak24", "kodim01.png")
@@ -372,3 +384,33 @@ def test_correlated_noise_level_function_is_held_above_the_brightest_level():
     assert bool(est.correlated[0]) and int(est.stride[0]) == 4
     top = est.levels[0, :, -1].reshape(1, 3, 1, 1).double()
     assert torch.allclose(est.variance(top + 0.05), est.variance(top + 0.2))
+
+
+@needs_data("train", "color", "41025.jpg")
+def test_white_noise_whose_spectrum_looks_correlated_is_kept_white_by_the_shuffle_gain():
+    """SVNR's lowest level on a whole textured training photo: its flattest patches still hold
+    texture, so the spectrum alone reads camera noise (correlation above 0.3, the old rule's
+    threshold), but pixel-shuffling barely raises the measured std (gain below 2): white, stride 1."""
+    from denoiselab.io import read_image
+    from denoiselab.svnr import add_svnr_noise, to_linear, to_srgb
+
+    clean = torch.from_numpy(read_image(DATA / "train" / "color" / "41025.jpg").array).permute(2, 0, 1)[None]
+    y, _ = add_svnr_noise(to_linear(clean), 0.01, 0.02, generator=torch.Generator().manual_seed(0))
+    est = estimate_real_noise(to_srgb(y.clamp(0, 1)))
+    assert float(est.correlation[0]) > 0.3 and float(est.shuffle_gain[0]) < 2.0
+    assert not bool(est.correlated[0]) and int(est.stride[0]) == 1
+
+
+@needs_data("real", "sidd_val", "noisy", "15_17.png")
+def test_camera_noise_on_a_small_crop_with_a_weak_spectrum_signature_is_still_correlated():
+    """A 128² SIDD crop whose spectrum statistic is low (0.18: below the old rule's 0.3, which
+    called it white) but whose std rises 2.7× when pixel-shuffled: camera noise, stride 4."""
+    import numpy as np
+
+    from denoiselab.datasets import center_crop
+    from denoiselab.io import read_image
+
+    crop = np.ascontiguousarray(center_crop(read_image(DATA / "real" / "sidd_val" / "noisy" / "15_17.png").array, 128))
+    est = estimate_real_noise(torch.from_numpy(crop).permute(2, 0, 1)[None])
+    assert 0.15 < float(est.correlation[0]) <= 0.3 and float(est.shuffle_gain[0]) > 2.0
+    assert bool(est.correlated[0]) and int(est.stride[0]) == 4

@@ -10,6 +10,7 @@ are on the 0–255 scale, as people quote them; the library works on [0, 1].
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -144,15 +145,21 @@ def _bench_methods() -> list[str]:
 
 def _cmd_estimate(args) -> int:
     from ..io import read_image, to_tensor
-    from ..noise import estimate_noise_function, estimate_sigma
+    from ..noise import estimate_noise_function, estimate_real_noise, estimate_sigma
 
     y = to_tensor(read_image(args.input).array)
     pca = estimate_sigma(y, method="pca") * 255
     mad = estimate_sigma(y, method="mad") * 255
     fit = estimate_noise_function(y, stride=args.stride)
+    auto = estimate_real_noise(y)  # what every ``auto`` (--sigma auto, --noise auto, bench) uses
     for i in range(y.shape[0]):
         a, b = fit.params[i].mean(dim=0).tolist()
         plane = f" plane {i}:" if y.shape[0] > 1 else ""
+        kind = "correlated (camera)" if bool(auto.correlated[i]) else "white"
+        gain = float(auto.shuffle_gain[i])  # NaN: not measured (the spectrum alone said white)
+        gain_text = "" if math.isnan(gain) else f", stride-4/stride-1 std {gain:.2f}"
+        print(f"{args.input}:{plane} auto: sigma {auto.sigma255[i]:.2f} on 0-255, {kind} noise "
+              f"(spectrum correlation {float(auto.correlation[i]):.2f}{gain_text}), stride {int(auto.stride[i])}")
         print(f"{args.input}:{plane} AWGN sigma {pca[i]:.2f} (PCA), {mad[i]:.2f} (wavelet MAD) on 0-255; "
               f"signal-dependent (PD stride {args.stride}): sigma^2(x) = {a:.3g}*x + {b:.3g}, "
               f"mean sigma {fit.sigma[i] * 255:.2f}, delta {int(fit.delta255[i])}")
