@@ -58,7 +58,7 @@ class BoxDownsample(DecomposableOperator):
     >>> op.A(x)
     tensor([[[[ 2.5000,  4.5000],
               [10.5000, 12.5000]]]])
-    >>> torch.allclose(op.V(op.V_adjoint(x)), x)
+    >>> torch.allclose(op.V(op.V_adjoint(x)), x, atol=1e-6)  # float32 round-off of the orthonormal basis
     True
     """
 
