@@ -1170,12 +1170,12 @@ def estimate_real_noise(y: Tensor, *, stride: int | str = "auto", patch_size: in
             image = image[None]
             corr = torch.zeros((), dtype=torch.float64)
             gain = torch.full((), math.nan, dtype=torch.float64)
-            measured = {}  # stride -> (levels, variances, held), reused for the final estimate
+            by_site = None  # stride-4 levels measured per colour-filter site for the gain, reused if stride 4 is chosen
             if fits_pd:
                 corr = (1.0 - _flat_spectrum_ratio(image, n)).clamp(0.0, 1.0)
             if corr > _CORRELATION_THRESHOLD:  # the spectrum says camera noise: does pixel-shuffling confirm it?
-                lv, var, held = _noise_levels(image, 4, n, n_levels, by_phase=True)
-                measured[4] = (lv, var, held)
+                by_site = _noise_levels(image, 4, n, n_levels, by_phase=True)
+                lv, var, _ = by_site
                 patches = (image.shape[-2] - n + 1) * (image.shape[-1] - n + 1)
                 sparse = patches >= _GAIN_GRID_STEP ** 2 * n_levels * _MIN_PATCHES_PER_DIM * n * n
                 lv1, var1, _ = _noise_levels(image, 1, n, n_levels, min_step=_GAIN_GRID_STEP if sparse else 1)
@@ -1183,10 +1183,10 @@ def estimate_real_noise(y: Tensor, *, stride: int | str = "auto", patch_size: in
                 gain = (variance4 / _mean_variance(image, lv1, var1, n, white=True).clamp_min(_ROUND_OFF_VAR)).sqrt()
             correlated = bool(_is_correlated(corr, gain))
             chosen = stride if stride != "auto" else _STRIDES[int(correlated)]
-            by_phase = correlated and chosen > 1  # the colour-filter sites are measured apart for camera noise only
-            if chosen not in measured or (chosen > 1) != by_phase:
-                measured[chosen] = _noise_levels(image, chosen, n, n_levels, by_phase=by_phase)
-            levels, variances, held = measured[chosen]
+            if correlated and chosen == 4:  # camera noise is measured per colour-filter site: done for the gain
+                levels, variances, held = by_site
+            else:
+                levels, variances, held = _noise_levels(image, chosen, n, n_levels, by_phase=correlated and chosen > 1)
             results.append((levels, variances, chosen, corr, held, gain))
     first = results[0][2]
     _warn_few_patches(first * first * (h // first - n + 1) * (w // first - n + 1), n, "estimate_real_noise")
